@@ -1,0 +1,63 @@
+"""The ``vireid`` command line: one entry point, one module per sub-command.
+
+Each sub-command lives in ``vireid.commands.<module>`` and exposes ``add_arguments(parser)``
+and ``run(args) -> int``. Modules are imported lazily, so ``vireid --help`` stays fast and a
+sub-command pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from vireid.errors import VireidError
+
+# name -> (module under vireid.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("synth", "generate the procedural synthetic cross-modal dataset (SYSU-MM01 layout)"),
+    "evaluate-features": ("evaluate_features", "evaluate a features .npz under a dataset's official protocol"),
+    "train": ("train", "train a model from a YAML recipe"),
+    "test": ("test", "evaluate a trained run under its dataset's official protocol"),
+    "extract": ("extract", "write the features .npz of a trained run for a dataset's test images"),
+    "demo": ("demo", "the main job: synthetic data, CPU training, evaluation and a report"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vireid", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only == name:
+            module = importlib.import_module(f"vireid.commands.{module_name}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Import only the module of the requested sub-command.
+    only = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args._run(args) or 0)
+    except VireidError as exc:
+        print(f"vireid {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vireid {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
