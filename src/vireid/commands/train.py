@@ -1,0 +1,46 @@
+"""``vireid train --config RECIPE.yaml [--set key=value ...] [--run-dir DIR] [--resume]``.
+
+Works alone or under ``torchrun --nproc-per-node N -m vireid.cli train ...`` (DDP: gloo on CPU,
+NCCL on CUDA; only rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from vireid.commands._common import TqdmProgress, add_config_arguments
+from vireid.config import load_config
+from vireid.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--run-dir", help="output folder (default: OUTPUT_DIR/NAME from the config)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vireid.engine.runtime import setup_runtime, teardown_runtime
+    from vireid.engine.trainer import Trainer
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
+    last = run_dir / "last.pt"
+    if args.resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist")
+    if not args.resume and last.is_file():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    r = cfg.runtime
+    runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
+    try:
+        trainer = Trainer(cfg, run_dir, runtime, progress=TqdmProgress)
+        if args.resume:
+            trainer.resume(last)
+        summary = trainer.fit()
+    finally:
+        teardown_runtime(runtime)
+    if runtime.is_main:
+        print(json.dumps({"run_dir": str(run_dir), "best": summary["best"]}, indent=2))
+    return 0

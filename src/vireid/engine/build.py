@@ -1,0 +1,153 @@
+"""Adapters from the configuration to plain keyword arguments: the one place config meets code.
+
+Modules never see a config object; these functions read the config and call the typed
+constructors of models, losses, optimisers, datasets and loaders.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from vireid.config import DataConfig, LossConfig, ModelConfig, OptimConfig
+from vireid.data.types import Modality, Sample
+from vireid.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def check_kwargs(fn: Callable, kwargs: dict[str, Any], where: str) -> None:
+    """Raise a ConfigError when ``kwargs`` holds a key ``fn`` does not take."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
+    for key in kwargs:
+        if key not in valid:
+            raise ConfigError(f"unknown config key {where}.{key}; valid keys: {', '.join(valid)}")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_dataset_from_config(cfg: DataConfig):
+    from vireid.data.datasets import build_dataset
+
+    return build_dataset(cfg.dataset, cfg.root, **cfg.options)
+
+
+def split_train_val(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out a seeded fraction of the training identities for model selection.
+
+    Only identities with both visible and infrared images are eligible, so the validation
+    protocol (infrared queries vs visible gallery) always has matches. The test set is never
+    touched.
+    """
+    if val_fraction <= 0:
+        return list(samples), []
+    mods: dict[int, set[int]] = {}
+    for s in samples:
+        mods.setdefault(s.pid, set()).add(int(s.modality))
+    eligible = sorted(pid for pid, m in mods.items() if len(m) == 2)
+    n_val = max(2, int(round(val_fraction * len(mods))))
+    if len(eligible) - n_val < 2:
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves fewer than 2 training identities "
+            f"({len(eligible)} identities have both modalities)"
+        )
+    val_ids = set(random.Random(seed).sample(eligible, n_val))
+    train = [s for s in samples if s.pid not in val_ids]
+    val = [s for s in samples if s.pid in val_ids]
+    return train, val
+
+
+def build_transforms(cfg: DataConfig, train: bool) -> dict[Modality, Callable]:
+    from vireid.data import transforms as T
+
+    if not train:
+        t = T.build_test_transform(cfg.height, cfg.width)
+        return {Modality.VISIBLE: t, Modality.INFRARED: t}
+    common = dict(pad=cfg.pad, flip=cfg.flip, random_erasing=cfg.random_erasing)
+    return {
+        Modality.VISIBLE: T.build_train_transform(cfg.height, cfg.width, channel_augment=cfg.channel_augment, **common),
+        Modality.INFRARED: T.build_train_transform(cfg.height, cfg.width, **common),
+    }
+
+
+# ----------------------------------------------------------------------------- model and losses
+
+
+def build_model_from_config(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    from vireid.models import create_model, get_model_constructor
+
+    check_kwargs(get_model_constructor(cfg.name), cfg.params, "model.params")
+    return create_model(cfg.name, num_classes=num_classes, **cfg.params)
+
+
+@dataclass
+class NamedLoss:
+    name: str
+    weight: float
+    fn: nn.Module
+
+
+def build_losses(cfgs: list[LossConfig]) -> list[NamedLoss]:
+    from vireid.losses import build_loss, get_loss_class
+
+    out = []
+    for i, c in enumerate(cfgs):
+        check_kwargs(get_loss_class(c.name), c.params, f"losses[{i}].params")
+        out.append(NamedLoss(c.name, c.weight, build_loss(c.name, **c.params)))
+    names = [n.name for n in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"losses: each loss may appear once, got {names}")
+    return out
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Two parameter groups: the pretrained backbone at ``lr * backbone_lr_mult``, new layers at ``lr``."""
+    backbone, head = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (backbone if name.startswith("backbone.") else head).append(p)
+    groups = [
+        {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_mult, "name": "backbone"},
+        {"params": head, "lr": cfg.lr, "name": "head"},
+    ]
+    groups = [g for g in groups if g["params"]]
+    for g in groups:
+        g["initial_lr"] = g["lr"]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(epoch: int, cfg: OptimConfig) -> float:
+    """AGW schedule: linear warm-up ``(e + 1) / W`` for ``e < W``, then ``gamma`` at each milestone."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / cfg.warmup_epochs
+    return cfg.gamma ** sum(1 for m in cfg.milestones if epoch >= m)
+
+
+def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig) -> float:
+    factor = lr_factor(epoch, cfg)
+    for g in optimizer.param_groups:
+        g["lr"] = g["initial_lr"] * factor
+    return factor
+
+
+def finite_or_raise(value: torch.Tensor, what: str) -> None:
+    if not math.isfinite(float(value)):
+        raise FloatingPointError(f"{what} is {float(value)}; lower optim.lr, set optim.clip_grad_norm, or use fp32")

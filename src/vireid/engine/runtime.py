@@ -1,0 +1,127 @@
+"""The one place that chooses device, autocast, seeds and the distributed process group.
+
+Everything else receives a :class:`Runtime` and uses ``runtime.device`` and
+``runtime.autocast()``; no other module calls ``.cuda()`` or reads the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from vireid.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    precision: str = "fp32"
+    channels_last: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return _DTYPES[self.precision]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def make_grad_scaler(self) -> "torch.amp.GradScaler":
+        """A loss scaler for fp16 on CUDA; a disabled one otherwise (bf16 needs none)."""
+        enabled = self.precision == "fp16" and self.device.type == "cuda"
+        return torch.amp.GradScaler(self.device.type, enabled=enabled)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise ConfigError(f"runtime.device: {spec!r} is not a device ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.device: {spec!r} was asked for but CUDA is not available here")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_runtime(
+    device: str = "auto",
+    precision: str = "fp32",
+    channels_last: bool = False,
+    seed: int = 0,
+    deterministic: bool = False,
+    num_threads: int | None = None,
+) -> Runtime:
+    """Resolve the device, join the process group started by ``torchrun``, seed, and set determinism.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) this initialises ``torch.distributed`` with NCCL on
+    CUDA and gloo on CPU; each rank takes the GPU ``LOCAL_RANK``.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if dev.type == "cuda" and world_size > 1:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if precision == "fp16" and dev.type != "cuda":
+        raise ConfigError("runtime.precision: fp16 autocast needs CUDA; use bf16 on CPU")
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        logger.info("joined process group: rank %d of %d (%s)", rank, world_size, backend)
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    seed_everything(seed + rank)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    elif dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return Runtime(dev, precision, channels_last, rank, world_size, local_rank)
+
+
+def teardown_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()

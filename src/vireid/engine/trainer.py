@@ -1,0 +1,343 @@
+"""Cross-modality training loop: named weighted losses, validation-based model selection,
+atomic per-epoch checkpoints, exact resume, Ctrl-C handling and DDP through ``torchrun``.
+
+Resume semantics: every epoch starts from RNG states that are a pure function of
+``(seed, epoch, rank)`` and the sampler's plan is a pure function of ``(seed, epoch)``, so a run
+resumed at an epoch boundary continues exactly. A Ctrl-C mid-epoch saves the position and the
+RNG state; resuming from it is exact when ``data.num_workers == 0`` (worker processes hold
+their own RNG state, which a checkpoint cannot capture).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from vireid.config import TrainConfig, config_to_dict, dump_config
+from vireid.data.types import Batch, Modality, Sample
+from vireid.engine import build
+from vireid.engine.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    load_model_state,
+    restore_rng,
+    save_checkpoint,
+    unwrap,
+)
+from vireid.engine.inference import extract_features
+from vireid.engine.runtime import Runtime, seed_everything
+from vireid.utils.io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+class _SkipBatches:
+    """A batch sampler that drops the first ``skip`` batches of another (mid-epoch resume)."""
+
+    def __init__(self, batch_sampler: Any, skip: int) -> None:
+        self.batch_sampler, self.skip = batch_sampler, skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return itertools.islice(iter(self.batch_sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.batch_sampler) - self.skip)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % 2**31
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    import random
+
+    random.seed(seed)
+
+
+class Trainer:
+    """Trains ``cfg`` into ``run_dir``. Only rank 0 writes files.
+
+    Args:
+        cfg: the validated configuration.
+        run_dir: output folder (config.yaml, metrics.jsonl, last.pt, best.pt, summary.json).
+        runtime: device/autocast/distributed state from :func:`vireid.engine.runtime.setup_runtime`.
+        progress: optional factory ``(total, description) -> context manager with update(n, **postfix)``
+            supplied by the CLI to render progress; the engine itself only logs.
+        on_iteration: optional hook called after every optimiser step with ``(epoch, iteration)``
+            (tests use it to interrupt a run).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        runtime: Runtime,
+        *,
+        progress: Callable[[int, str], Any] | None = None,
+        on_iteration: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.cfg, self.runtime = cfg, runtime
+        self.run_dir = Path(run_dir)
+        self.progress, self.on_iteration = progress, on_iteration
+        self.dataset = build.build_dataset_from_config(cfg.data)
+        self.train_samples, self.val_samples = build.split_train_val(
+            self.dataset.train, cfg.data.val_fraction, cfg.runtime.seed
+        )
+        pids = sorted({s.pid for s in self.train_samples})
+        self.pid_map = {pid: i for i, pid in enumerate(pids)}
+        self.num_classes = len(pids)
+        self.model = build.build_model_from_config(cfg.model, self.num_classes).to(runtime.device)
+        if runtime.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if runtime.distributed:
+            if cfg.runtime.sync_bn:
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.losses = build.build_losses(cfg.losses)
+        for loss in self.losses:
+            loss.fn.to(runtime.device)
+        self.optimizer = build.build_optimizer(unwrap(self.model), cfg.optim)
+        self.scaler = runtime.make_grad_scaler()
+        self.start_epoch, self.start_iteration = 0, 0
+        self.best: dict[str, Any] = {"metric": cfg.eval.metric, "value": None, "epoch": None}
+        self.history: list[dict[str, Any]] = []
+        self._tb = None
+
+    # ------------------------------------------------------------------ data
+
+    def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
+        from vireid.data.loader import ImageDataset, collate_batch
+        from vireid.data.sampler import CrossModalitySampler
+
+        d = self.cfg.data
+        if not hasattr(self, "_train_dataset"):
+            self._train_dataset = ImageDataset(
+                self.train_samples,
+                transform=None,
+                transform_by_modality=build.build_transforms(d, train=True),
+                pid_map=self.pid_map,
+                in_memory=d.in_memory,
+            )
+            self._sampler = CrossModalitySampler(
+                [s.pid for s in self.train_samples],
+                [int(s.modality) for s in self.train_samples],
+                d.num_ids,
+                d.num_instances,
+                seed=self.cfg.runtime.seed,
+                num_replicas=self.runtime.world_size,
+                rank=self.runtime.rank,
+                batches_per_epoch=d.batches_per_epoch,
+            )
+        self._sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(_epoch_seed(self.cfg.runtime.seed, epoch, self.runtime.rank))
+        batch_sampler = _SkipBatches(self._sampler, skip) if skip else self._sampler
+        return DataLoader(
+            self._train_dataset,
+            batch_sampler=batch_sampler,
+            num_workers=d.num_workers,
+            collate_fn=collate_batch,
+            generator=generator,
+            worker_init_fn=_worker_init,
+            pin_memory=self.runtime.device.type == "cuda",
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def _state(self, epoch: int, iteration: int) -> dict[str, Any]:
+        return {
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "iteration": iteration,
+            "rng": capture_rng(),
+            "best": self.best,
+            "history": self.history,
+            "num_classes": self.num_classes,
+            "pid_map": {str(k): v for k, v in self.pid_map.items()},
+            "config": config_to_dict(self.cfg),
+        }
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from a checkpoint written by this trainer (``last.pt``)."""
+        ckpt = load_checkpoint(path, map_location=self.runtime.device)
+        if ckpt["num_classes"] != self.num_classes:
+            raise ValueError(f"{path}: trained with {ckpt['num_classes']} identities, this config has {self.num_classes}")
+        load_model_state(self.model, ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.best, self.history = ckpt["best"], ckpt["history"]
+        self.start_epoch, self.start_iteration = ckpt["epoch"], ckpt["iteration"]
+        self._resume_rng = ckpt["rng"] if ckpt["iteration"] > 0 else None
+        logger.info("resumed from %s at epoch %d, iteration %d", path, self.start_epoch, self.start_iteration)
+
+    def _save(self, name: str, epoch: int, iteration: int) -> None:
+        if self.runtime.is_main:
+            save_checkpoint(self.run_dir / name, **self._state(epoch, iteration))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.runtime.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            step = record.get("epoch", 0)
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "iteration"):
+                    self._tb.add_scalar(f"{record.get('kind', 'train')}/{key}", value, step)
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> dict[str, Any]:
+        cfg, rt = self.cfg, self.runtime
+        if rt.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
+            if cfg.runtime.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError as exc:
+                    raise ImportError("runtime.tensorboard needs `pip install vireid[tensorboard]`") from exc
+                self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+        logger.info(
+            "training %s on %s: %d identities, %d images (+%d ids held out for validation), device %s, %s",
+            cfg.model.name, cfg.data.dataset, self.num_classes, len(self.train_samples),
+            len({s.pid for s in self.val_samples}), rt.device, rt.precision,
+        )
+        epoch = self.start_epoch
+        for epoch in range(self.start_epoch, cfg.optim.epochs):
+            skip = self.start_iteration if epoch == self.start_epoch else 0
+            record = self._train_epoch(epoch, skip)
+            self.history.append(record)
+            self._log(record)
+            last = epoch + 1 == cfg.optim.epochs
+            if self.val_samples and ((epoch + 1) % cfg.eval.every == 0 or last):
+                self._validate(epoch)
+            self._save("last.pt", epoch + 1, 0)
+            rt.barrier()
+        summary = {"epochs": cfg.optim.epochs, "best": self.best, "num_classes": self.num_classes,
+                   "final": self.history[-1] if self.history else None}
+        if rt.is_main:
+            if not self.val_samples:  # no validation split: the last epoch is the model
+                save_checkpoint(self.run_dir / "best.pt", **self._state(cfg.optim.epochs, 0))
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if self._tb is not None:
+            self._tb.close()
+        return summary
+
+    def _train_epoch(self, epoch: int, skip: int) -> dict[str, Any]:
+        cfg, rt = self.cfg, self.runtime
+        factor = build.set_epoch_lr(self.optimizer, epoch, cfg.optim)
+        if skip and getattr(self, "_resume_rng", None) is not None:
+            restore_rng(self._resume_rng)
+            self._resume_rng = None
+        else:
+            seed_everything(_epoch_seed(cfg.runtime.seed, epoch, rt.rank))
+        loader = self._train_loader(epoch, skip)
+        self.model.train()
+        sums: dict[str, float] = {}
+        count, seen = 0, 0
+        start = time.perf_counter()
+        total = len(loader) + skip
+        bar = self.progress(total, f"epoch {epoch + 1}/{cfg.optim.epochs}") if self.progress and rt.is_main else None
+        if bar is not None and skip:
+            bar.update(skip)
+        iteration = skip
+        try:
+            for iteration, batch in enumerate(loader, start=skip + 1):
+                values = self._step(batch)
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                seen += len(batch)
+                if bar is not None:
+                    bar.update(1, loss=f"{values['loss']:.3f}")
+                if self.on_iteration is not None:
+                    self.on_iteration(epoch, iteration)
+        except KeyboardInterrupt:
+            self._save("last.pt", epoch, iteration)
+            logger.warning("interrupted at epoch %d iteration %d; saved %s (resume with --resume)",
+                           epoch + 1, iteration, self.run_dir / "last.pt")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        elapsed = time.perf_counter() - start
+        record = {"kind": "train", "epoch": epoch + 1, "lr_factor": factor, "seconds": round(elapsed, 2),
+                  "images_per_s": round(seen / max(elapsed, 1e-9), 1)}
+        record.update({k: v / max(count, 1) for k, v in sums.items() if not k.startswith("_")})
+        if "_correct" in sums:
+            record["train_acc"] = sums["_correct"] / max(seen, 1)
+        logger.info("epoch %d: %s", epoch + 1, {k: (round(v, 4) if isinstance(v, float) else v)
+                                                 for k, v in record.items() if k != "kind"})
+        return record
+
+    def _step(self, batch: Batch) -> dict[str, float]:
+        rt, cfg = self.runtime, self.cfg
+        batch = batch.to(rt.device, non_blocking=True)
+        images = rt.prepare_images(batch.images)
+        with rt.autocast():
+            out = self.model(images, batch.modality)
+        values: dict[str, float] = {}
+        total = None
+        for loss in self.losses:
+            value = loss.fn(out, batch)
+            build.finite_or_raise(value.detach(), f"loss {loss.name}")
+            values[loss.name] = float(value.detach())
+            total = loss.weight * value if total is None else total + loss.weight * value
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if cfg.optim.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values["loss"] = float(total.detach())
+        if out.logits is not None:
+            values["_correct"] = float((out.logits.detach().argmax(1) == batch.pids).sum())
+        return values
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate(self, epoch: int) -> None:
+        """Infrared queries vs visible gallery over the held-out training identities (image-level CMC)."""
+        if self.runtime.is_main:
+            result = validate(unwrap(self.model), self.val_samples, self.cfg, self.runtime)
+            record = {"kind": "val", "epoch": epoch + 1, **result}
+            self._log(record)
+            value = result[self.cfg.eval.metric]
+            logger.info("validation after epoch %d: rank1 %.2f mAP %.2f mINP %.2f", epoch + 1,
+                        result["rank1"], result["mAP"], result["mINP"])
+            if self.best["value"] is None or value > self.best["value"]:
+                self.best = {"metric": self.cfg.eval.metric, "value": value, "epoch": epoch + 1, **result}
+                save_checkpoint(self.run_dir / "best.pt", **self._state(epoch + 1, 0))
+        self.runtime.barrier()
+
+
+def validate(model: nn.Module, samples: Sequence[Sample], cfg: TrainConfig, runtime: Runtime) -> dict[str, float]:
+    """Rank-1, mAP and mINP (percent) of infrared queries against the visible gallery of ``samples``."""
+    from vireid.evaluation.metrics import evaluate_features
+    from vireid.evaluation.protocols import Exclusion
+
+    feats = extract_features(model, samples, cfg.data, runtime, batch_size=cfg.eval.batch_size, flip=False)
+    mod = np.array([int(s.modality) for s in samples])
+    pids = np.array([s.pid for s in samples])
+    cams = np.array([s.camid for s in samples])
+    q, g = mod == Modality.INFRARED, mod == Modality.VISIBLE
+    r = evaluate_features(feats[q], feats[g], pids[q], pids[g], cams[q], cams[g], distance="euclidean",
+                          normalize=True, cmc_mode="image", exclusion=Exclusion.NONE, max_rank=10)
+    return {"rank1": 100 * float(r.cmc[0]), "rank5": 100 * float(r.cmc[4]), "mAP": 100 * r.mAP,
+            "mINP": 100 * r.mINP}
