@@ -41,9 +41,11 @@ class DataConfig:
     """K: images per identity and modality per batch (batch = P x 2K)."""
     pad: int = 10
     flip: bool = True
-    random_erasing: float = 0.5
+    random_erasing: float = 0.0
+    """Probability of random erasing (AGW's cross-modal recipe uses none)."""
     channel_augment: str = "none"
-    """CAJ channel augmentation of visible images: ``none``, ``exchange``, ``exchange+erasing``."""
+    """CAJ augmentation (seeds/001 §8): ``none``, ``ca`` (channel exchange, visible only), ``cre``
+    (channel random erasing, both modalities, probability ``random_erasing``), ``ca+cre``."""
     in_memory: bool = False
     """Decode every image once into memory (small datasets)."""
     num_workers: int = 2
@@ -300,8 +302,8 @@ def validate(cfg: TrainConfig) -> None:
         (0.0 <= d.random_erasing <= 1.0, "data.random_erasing must be a probability in [0, 1]"),
         (0.0 <= d.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
-        (d.channel_augment in ("none", "exchange", "exchange+erasing"),
-         "data.channel_augment must be one of none, exchange, exchange+erasing"),
+        (d.channel_augment in ("none", "ca", "cre", "ca+cre"),
+         "data.channel_augment must be one of none, ca, cre, ca+cre"),
         (o.lr > 0, "optim.lr must be positive"),
         (o.epochs >= 1, "optim.epochs must be >= 1"),
         (0 <= o.warmup_epochs <= o.epochs, "optim.warmup_epochs must be in [0, optim.epochs]"),

@@ -71,5 +71,9 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in
                        (self.images, self.pids, self.camids, self.modality, self.index)))
 
+    def pin_memory(self) -> "Batch":
+        """Called by ``DataLoader(pin_memory=True)`` for custom batch types."""
+        return Batch(*(t.pin_memory() for t in (self.images, self.pids, self.camids, self.modality, self.index)))
+
     def __len__(self) -> int:
         return int(self.pids.shape[0])

@@ -58,14 +58,6 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % 2**31
 
 
-def _worker_init(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    import random
-
-    random.seed(seed)
-
-
 class Trainer:
     """Trains ``cfg`` into ``run_dir``. Only rank 0 writes files.
 
@@ -119,7 +111,7 @@ class Trainer:
     # ------------------------------------------------------------------ data
 
     def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
-        from vireid.data.loader import ImageDataset, collate_batch
+        from vireid.data.loader import ImageDataset, collate_batch, seed_worker
         from vireid.data.sampler import CrossModalitySampler
 
         d = self.cfg.data
@@ -150,7 +142,7 @@ class Trainer:
             num_workers=d.num_workers,
             collate_fn=collate_batch,
             generator=generator,
-            worker_init_fn=_worker_init,
+            worker_init_fn=seed_worker,
             pin_memory=self.runtime.device.type == "cuda",
         )
 

@@ -1,0 +1,168 @@
+"""Images/s and peak memory of one AGW training step: float32 vs channels_last vs bf16 autocast.
+
+One step = forward (under autocast for the bf16 variants) + label-smoothed identity loss + WRT
+on the pre-BN feature + backward + SGD (Nesterov, momentum 0.9, wd 5e-4) step, on a synthetic
+P x (K visible + K infrared) batch, as the trainer runs it. Each variant runs in its own
+subprocess so the CPU peak (``ru_maxrss``) belongs to it alone; on CUDA the peak is
+``torch.cuda.max_memory_allocated``. Times are the median of ``--steps`` steps after
+``--warmup`` steps; ratios are against float32 in the same run.
+
+    python benchmarks/bench_train_step.py                      # AGW-ResNet-50, 32 x 288x144
+    python benchmarks/bench_train_step.py --arch resnet18 --batch 8 --height 128 --width 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+VARIANTS = {  # name -> (channels_last, bf16 autocast)
+    "float32": (False, False),
+    "channels_last": (True, False),
+    "bf16": (False, True),
+    "bf16+channels_last": (True, True),
+}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
+    """Time ``args.steps`` training steps of one variant in this process."""
+    import torch
+
+    from vireid.data.types import Batch
+    from vireid.losses import build_loss
+    from vireid.models import create_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    channels_last, bf16 = VARIANTS[variant]
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = create_model("agw", num_classes=args.num_classes, arch=args.arch).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ce, wrt = build_loss("cross_entropy"), build_loss("wrt")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    k = args.batch // 8 or 1  # 4 identities x (k visible + k infrared)
+    pids = torch.arange(args.batch, device=device) // (2 * k) % args.num_classes
+    modality = (torch.arange(args.batch, device=device) // k) % 2
+    images = torch.randn(args.batch, 3, args.height, args.width, device=device)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    batch = Batch(images, pids, torch.zeros_like(pids), modality, torch.arange(args.batch, device=device))
+    rss_start = _rss_mib()  # model, optimizer and batch exist; no activations, gradients or momenta yet
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(batch.images, batch.modality)
+        loss = ce(out, batch) + wrt(out, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(args.warmup):
+        step()
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    result = {"step_s": median, "images_per_s": args.batch / median}
+    if device.type == "cuda":
+        result["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        result["peak_mib"] = peak
+        result["peak_over_start_mib"] = peak - rss_start
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--height", type=int, default=288)
+    p.add_argument("--width", type=int, default=144)
+    p.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--num-classes", type=int, default=395, help="SYSU-MM01 training identities")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    if args.child:  # one variant, result as JSON on the last line
+        print(json.dumps(run_variant(args, args.child)))
+        return 0
+
+    variants = [v.strip() for v in args.variants.split(",")]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variants {unknown}; valid: {list(VARIANTS)}")
+    if "float32" not in variants:
+        variants.insert(0, "float32")
+    results: dict[str, dict[str, float]] = {}
+    base_cmd = [sys.executable, os.path.abspath(__file__)]
+    for name in ("arch", "batch", "height", "width", "steps", "warmup", "num_classes", "device", "threads"):
+        base_cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    for v in variants:
+        proc = subprocess.run(base_cmd + ["--child", v], capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            results[v] = {}
+            continue
+        results[v] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {v}: {results[v]['step_s']:.3f} s/step", file=sys.stderr)
+
+    import torch
+
+    base = results["float32"]
+    print(f"AGW-{args.arch} training step, batch {args.batch} x {args.height}x{args.width}, "
+          f"{args.num_classes} classes, device {args.device}, torch {torch.__version__}, "
+          f"threads {args.threads or torch.get_num_threads()}, "
+          f"median of {args.steps} steps after {args.warmup} warm-up\n")
+    mem_col = "peak CUDA alloc (MiB)" if args.device.startswith("cuda") else "peak RSS (MiB)"
+    extra = "" if args.device.startswith("cuda") else " peak over model+batch (MiB) |"
+    print(f"| variant | s/step | images/s | speed vs fp32 | {mem_col} | memory vs fp32 |{extra}")
+    print("|---|---|---|---|---|---|" + ("---|" if extra else ""))
+    for v in variants:
+        r = results[v]
+        if not r:
+            print(f"| {v} | failed | | | | |" + (" |" if extra else ""))
+            continue
+        row = (f"| {v} | {r['step_s']:.3f} | {r['images_per_s']:.1f} | {base['step_s'] / r['step_s']:.2f}x | "
+               f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f}x |")
+        if extra:
+            row += f" {r['peak_over_start_mib']:.0f} |"
+        print(row)
+    print("\ncommand: python " + " ".join([os.path.relpath(__file__)] + sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

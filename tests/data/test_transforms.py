@@ -1,0 +1,196 @@
+"""Transforms: pipeline numbers on constant images, infrared replication, CAJ's CA and CRE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vireid.data.transforms import (GRAY_WEIGHTS, IMAGENET_MEAN, IMAGENET_STD, ChannelExchange, ChannelRandomErasing,
+                                    ToRGB, build_test_transform, build_train_transform, infrared_channel_augment)
+from vireid.errors import ConfigError
+
+RGB = (100, 150, 200)
+
+
+def constant_rgb(h: int = 40, w: int = 20) -> Image.Image:
+    return Image.new("RGB", (w, h), RGB)
+
+
+def expected_constant() -> torch.Tensor:
+    # (100/255 - 0.485)/0.229 = -0.40543, (150/255 - 0.456)/0.224 = 0.59034, (200/255 - 0.406)/0.225 = 1.68139
+    return torch.tensor([(v / 255 - m) / s for v, m, s in zip(RGB, IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def test_test_transform_shape_dtype_and_normalisation() -> None:
+    out = build_test_transform(32, 16)(constant_rgb())
+    assert type(out) is torch.Tensor and out.dtype == torch.float32 and out.shape == (3, 32, 16)
+    torch.testing.assert_close(expected_constant(), torch.tensor([-0.40543, 0.59034, 1.68139]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, expected_constant().view(3, 1, 1).expand(3, 32, 16), atol=1e-6, rtol=0)
+
+
+def test_train_transform_constant_image_and_padding_values() -> None:
+    torch.manual_seed(0)
+    plain = build_train_transform(32, 16, pad=0, random_erasing=0.0)(constant_rgb())
+    assert plain.shape == (3, 32, 16) and plain.dtype == torch.float32
+    torch.testing.assert_close(plain, expected_constant().view(3, 1, 1).expand(3, 32, 16), atol=1e-6, rtol=0)
+    # with padding 10 every pixel is the image colour or the zero padding, crop size unchanged
+    padded_value = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+    seen_padding = False
+    for _ in range(10):
+        out = build_train_transform(32, 16, pad=10, random_erasing=0.0)(constant_rgb())
+        assert out.shape == (3, 32, 16)
+        pix = out.permute(1, 2, 0).reshape(-1, 3)  # (H*W, 3)
+        is_img = torch.isclose(pix, expected_constant(), atol=1e-5).all(1)
+        is_pad = torch.isclose(pix, padded_value, atol=1e-5).all(1)
+        assert bool((is_img | is_pad).all())
+        seen_padding |= bool(is_pad.any())
+    assert seen_padding
+
+
+def test_train_transform_reproducible_through_global_rng() -> None:
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 20, 3), dtype=np.uint8))
+    t = build_train_transform(32, 16, channel_augment="ca+cre", random_erasing=0.5, exchange_p=0.5)
+    torch.manual_seed(3)
+    a = [t(img) for _ in range(5)]
+    torch.manual_seed(3)
+    b = [t(img) for _ in range(5)]
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert any(not torch.equal(a[0], x) for x in a[1:])
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P"])
+def test_infrared_replicated_to_three_identical_channels(mode: str) -> None:
+    gray = Image.fromarray(np.arange(40 * 20, dtype=np.uint8).reshape(40, 20) % 251).convert(mode)
+    half = (0.5, 0.5, 0.5)
+    for t in (build_test_transform(40, 20, mean=half, std=half),
+              build_train_transform(40, 20, pad=0, flip=False, random_erasing=0.0, mean=half, std=half)):
+        out = t(gray)  # (3, 40, 20)
+        assert out.shape == (3, 40, 20)
+        torch.testing.assert_close(out[0], out[1], rtol=0, atol=0)
+        torch.testing.assert_close(out[0], out[2], rtol=0, atol=0)
+    expected = (torch.from_numpy(np.array(gray.convert("L"))).float() / 255 - 0.5) / 0.5  # (40, 20)
+    torch.testing.assert_close(build_test_transform(40, 20, mean=half, std=half)(gray)[1], expected)
+
+
+def test_to_rgb_on_tensors() -> None:
+    x = torch.rand(2, 1, 4, 5)
+    y = ToRGB()(x)  # (2, 3, 4, 5)
+    assert y.shape == (2, 3, 4, 5) and torch.equal(y[:, 0], y[:, 2]) and torch.equal(y[:, 1], x[:, 0])
+    assert ToRGB()(torch.rand(4, 4, 5)).shape == (3, 4, 5)
+    with pytest.raises(ValueError, match="C in 1/3/4"):
+        ToRGB()(torch.rand(2, 4, 5))
+
+
+def _outcome(out: torch.Tensor, x: torch.Tensor) -> int:
+    """Which channel (0-2) or gray (3) the exchanged image ``out`` (3, H, W) repeats."""
+    assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+    gray = GRAY_WEIGHTS[0] * x[0] + GRAY_WEIGHTS[1] * x[1] + GRAY_WEIGHTS[2] * x[2]
+    for k, cand in enumerate([x[0], x[1], x[2], gray]):
+        if torch.allclose(out[0], cand, atol=1e-6):
+            return k
+    raise AssertionError("output is neither an input channel nor the gray formula")
+
+
+@pytest.mark.parametrize("include_gray,outcomes", [(True, {0, 1, 2, 3}), (False, {0, 1, 2})])
+def test_channel_exchange_repeats_one_channel_or_gray(include_gray: bool, outcomes: set[int]) -> None:
+    g = torch.Generator().manual_seed(0)
+    ce = ChannelExchange(p=1.0, include_gray=include_gray, generator=g)
+    x = torch.rand(3, 6, 4)
+    before = x.clone()
+    seen = {_outcome(ce(x), x) for _ in range(60)}
+    assert seen == outcomes
+    assert torch.equal(x, before)  # input untouched
+
+
+def test_channel_exchange_batch_probability_and_normalised_input() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(64, 3, 5, 4)
+    out = ChannelExchange(p=0.5, generator=g)(x)  # (64, 3, 5, 4)
+    unchanged = [i for i in range(64) if torch.equal(out[i], x[i])]
+    assert 16 < len(unchanged) < 48  # about half kept
+    kinds = {_outcome(out[i], x[i]) for i in range(64) if i not in unchanged}
+    assert len(kinds) >= 3  # independent draws per image
+    assert torch.equal(ChannelExchange(p=0.0)(x), x)
+    # on a normalised tensor with mean/std: exchange happens in image space
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    img = torch.rand(3, 5, 4)
+    normed = (img - mean) / std  # (3, 5, 4)
+    for seed in range(6):
+        res = ChannelExchange(p=1.0, include_gray=False, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                              generator=torch.Generator().manual_seed(seed))(normed) * std + mean  # (3, 5, 4)
+        assert any(torch.allclose(res, img[[c, c, c]], atol=1e-6) for c in range(3))
+
+
+def test_channel_exchange_in_train_pipeline_on_visible() -> None:
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 16, 3), dtype=np.uint8))
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    t = build_train_transform(32, 16, pad=0, flip=False, random_erasing=0.0, channel_augment="ca")
+    for _ in range(5):
+        raw = t(img) * std + mean  # (3, 32, 16) back in [0, 1]
+        torch.testing.assert_close(raw[0], raw[1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(raw[0], raw[2], atol=1e-5, rtol=0)
+
+
+def _bbox(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    rows = torch.nonzero(mask.any(1)).flatten()
+    cols = torch.nonzero(mask.any(0)).flatten()
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def test_channel_random_erasing_fills_channel_mean_rectangle_rest_untouched() -> None:
+    g = torch.Generator().manual_seed(0)
+    cre = ChannelRandomErasing(p=1.0, per_channel=True, generator=g)
+    rects = set()
+    for _ in range(5):
+        x = torch.rand(3, 40, 20) + torch.arange(3.0).view(3, 1, 1)  # distinct channel means
+        before = x.clone()
+        out = cre(x)
+        assert torch.equal(x, before)  # not in place
+        for c in range(3):
+            changed = out[c] != x[c]  # (40, 20)
+            assert changed.any()
+            r0, r1, c0, c1 = _bbox(changed)
+            filled = out[c, r0:r1, c0:c1]
+            torch.testing.assert_close(filled, torch.full_like(filled, float(x[c].mean())), rtol=0, atol=0)
+            outside = torch.ones(40, 20, dtype=torch.bool)
+            outside[r0:r1, c0:c1] = False
+            assert torch.equal(out[c][outside], x[c][outside])
+            area = (r1 - r0) * (c1 - c0) / (40 * 20)
+            assert 0.01 <= area <= 0.45  # area 0.02-0.4 up to rounding of h and w
+            rects.add((c, r0, r1, c0, c1))
+    assert len({r[1:] for r in rects}) > 3  # rectangles drawn per channel and per call
+
+
+def test_channel_random_erasing_shared_rectangle_and_probability() -> None:
+    x = torch.rand(2, 3, 30, 30)
+    out = ChannelRandomErasing(p=1.0, per_channel=False, generator=torch.Generator().manual_seed(4))(x)
+    for i in range(2):
+        boxes = {_bbox(out[i, c] != x[i, c]) for c in range(3)}
+        assert len(boxes) == 1  # one rectangle for all channels
+        r0, r1, c0, c1 = boxes.pop()
+        for c in range(3):
+            assert torch.all(out[i, c, r0:r1, c0:c1] == x[i, c].mean())
+    assert torch.equal(ChannelRandomErasing(p=0.0)(x), x)
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(100, 3, 8, 8)
+    half = ChannelRandomErasing(p=0.5, generator=g)(x)  # (100, 3, 8, 8)
+    kept = sum(bool(torch.equal(half[i], x[i])) for i in range(100))
+    assert 30 < kept < 70
+
+
+def test_channel_augment_names_and_errors() -> None:
+    assert infrared_channel_augment("none") == "none"
+    assert infrared_channel_augment("ca") == "none"
+    assert infrared_channel_augment("cre") == "cre"
+    assert infrared_channel_augment("CA+CRE") == "cre"
+    with pytest.raises(ConfigError, match=r"unknown channel_augment 'gray'; valid: \['none', 'ca', 'cre', 'ca\+cre'\]"):
+        build_train_transform(32, 16, channel_augment="gray")
+    with pytest.raises(ConfigError, match="random_erasing"):
+        build_train_transform(32, 16, random_erasing=2.0)
+    with pytest.raises(TypeError, match="float tensor"):
+        ChannelExchange()(torch.zeros(3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="area"):
+        ChannelRandomErasing(area=(0.5, 0.1))
