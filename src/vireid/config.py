@@ -46,6 +46,9 @@ class DataConfig:
     channel_augment: str = "none"
     """CAJ augmentation (seeds/001 §8): ``none``, ``ca`` (channel exchange, visible only), ``cre``
     (channel random erasing, both modalities, probability ``random_erasing``), ``ca+cre``."""
+    batch_augment: str = "none"
+    """Batch-level augmentation on the device (``vireid.data.batch_augment``), e.g. CAJ joint learning."""
+    batch_augment_params: dict[str, Any] = field(default_factory=dict)
     in_memory: bool = False
     """Decode every image once into memory (small datasets)."""
     num_workers: int = 2

@@ -82,6 +82,13 @@ def build_transforms(cfg: DataConfig, train: bool) -> dict[Modality, Callable]:
     }
 
 
+def build_batch_augment_from_config(cfg: DataConfig) -> Callable:
+    from vireid.data.batch_augment import build_batch_augment, get_batch_augment_factory
+
+    check_kwargs(get_batch_augment_factory(cfg.batch_augment), cfg.batch_augment_params, "data.batch_augment_params")
+    return build_batch_augment(cfg.batch_augment, **cfg.batch_augment_params)
+
+
 # ----------------------------------------------------------------------------- model and losses
 
 

@@ -98,6 +98,7 @@ class Trainer:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             ids = [runtime.device.index] if runtime.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.batch_augment = build.build_batch_augment_from_config(cfg.data)
         self.losses = build.build_losses(cfg.losses)
         for loss in self.losses:
             loss.fn.to(runtime.device)
@@ -279,7 +280,7 @@ class Trainer:
 
     def _step(self, batch: Batch) -> dict[str, float]:
         rt, cfg = self.runtime, self.cfg
-        batch = batch.to(rt.device, non_blocking=True)
+        batch = self.batch_augment(batch.to(rt.device, non_blocking=True))
         images = rt.prepare_images(batch.images)
         with rt.autocast():
             out = self.model(images, batch.modality)
