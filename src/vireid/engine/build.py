@@ -34,6 +34,24 @@ def check_kwargs(fn: Callable, kwargs: dict[str, Any], where: str) -> None:
             raise ConfigError(f"unknown config key {where}.{key}; valid keys: {', '.join(valid)}")
 
 
+def check_components(cfg) -> None:
+    """Check every registry name and parameter table of a TrainConfig before any work is done."""
+    from vireid.data.batch_augment import get_batch_augment_factory
+    from vireid.losses import get_loss_class
+    from vireid.models import get_model_constructor
+
+    try:
+        check_kwargs(get_model_constructor(cfg.model.name), cfg.model.params, "model.params")
+        for i, c in enumerate(cfg.losses):
+            check_kwargs(get_loss_class(c.name), c.params, f"losses[{i}].params")
+    except ConfigError:
+        raise
+    except ValueError as exc:  # unknown registry name: the message lists the valid ones
+        raise ConfigError(str(exc)) from None
+    check_kwargs(get_batch_augment_factory(cfg.data.batch_augment), cfg.data.batch_augment_params,
+                 "data.batch_augment_params")
+
+
 # ----------------------------------------------------------------------------- data
 
 

@@ -83,6 +83,7 @@ class Trainer:
         self.cfg, self.runtime = cfg, runtime
         self.run_dir = Path(run_dir)
         self.progress, self.on_iteration = progress, on_iteration
+        build.check_components(cfg)
         self.dataset = build.build_dataset_from_config(cfg.data)
         self.train_samples, self.val_samples = build.split_train_val(
             self.dataset.train, cfg.data.val_fraction, cfg.runtime.seed

@@ -1,0 +1,86 @@
+"""Trainer: exact resume, Ctrl-C, model selection on validation, files written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vireid.config import config_from_dict
+from vireid.engine.checkpoint import load_checkpoint
+from vireid.engine.runtime import setup_runtime
+from vireid.engine.trainer import Trainer
+
+
+def tiny_config(root, **optim):
+    return config_from_dict({
+        "data": {"dataset": "sysu-mm01", "root": str(root), "height": 64, "width": 32, "num_ids": 2,
+                 "num_instances": 2, "pad": 4, "num_workers": 0, "val_fraction": 0.25, "batches_per_epoch": 3},
+        "model": {"name": "agw", "params": {"arch": "resnet18", "non_local": False}},
+        "losses": [{"name": "cross_entropy", "params": {"epsilon": 0.1}}, {"name": "wrt"}],
+        "optim": {"lr": 0.01, "epochs": 2, "warmup_epochs": 1, "milestones": [1], **optim},
+        "eval": {"every": 1, "batch_size": 32},
+        "runtime": {"device": "cpu", "seed": 3, "deterministic": True},
+    })
+
+
+def _runtime(cfg):
+    r = cfg.runtime
+    return setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic)
+
+
+class _Interrupt:
+    def __init__(self, epoch, iteration):
+        self.at = (epoch, iteration)
+
+    def __call__(self, epoch, iteration):
+        if (epoch, iteration) == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [(0, 2), (1, 1)], ids=["mid-epoch-0", "mid-epoch-1"])
+def test_resumed_run_ends_with_the_same_weights(tiny_sysu, tmp_path, stop_at):
+    cfg = tiny_config(tiny_sysu)
+    full = Trainer(cfg, tmp_path / "full", _runtime(cfg))
+    full.fit()
+    reference = {k: v.clone() for k, v in full.model.state_dict().items()}
+
+    first = Trainer(cfg, tmp_path / "resumed", _runtime(cfg), on_iteration=_Interrupt(*stop_at))
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    saved = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert (saved["epoch"], saved["iteration"]) == stop_at  # Ctrl-C saved where it stopped
+
+    second = Trainer(cfg, tmp_path / "resumed", _runtime(cfg))
+    second.resume(tmp_path / "resumed" / "last.pt")
+    second.fit()
+    state = second.model.state_dict()
+    assert state.keys() == reference.keys()
+    for key, value in reference.items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
+    history = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["kind"] for h in history] == ["train", "val", "train", "val"]
+
+
+def test_run_folder_and_validation_selection(tiny_sysu, tmp_path):
+    cfg = tiny_config(tiny_sysu, epochs=1, warmup_epochs=0, milestones=[])
+    trainer = Trainer(cfg, tmp_path / "run", _runtime(cfg))
+    summary = trainer.fit()
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["best.pt", "config.yaml", "last.pt", "metrics.jsonl", "summary.json"]
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["epoch"] == 1 and summary["best"]["epoch"] == 1
+    assert 0.0 <= summary["best"]["mAP"] <= 100.0
+    # the held-out identities are training identities, disjoint from the classifier's and from the test set
+    val_ids = {s.pid for s in trainer.val_samples}
+    test_ids = {s.pid for s in trainer.dataset.test}
+    assert val_ids and not val_ids & set(trainer.pid_map) and not val_ids & test_ids
+    assert best["num_classes"] == len(trainer.pid_map) == trainer.model.head.classifier.out_features
+
+
+def test_nan_loss_is_a_clear_error(tiny_sysu, tmp_path):
+    cfg = tiny_config(tiny_sysu, epochs=1, warmup_epochs=0, milestones=[], lr=1e30)
+    with pytest.raises(FloatingPointError, match="is (nan|inf)"):
+        Trainer(cfg, tmp_path / "run", _runtime(cfg)).fit()
