@@ -1,0 +1,164 @@
+"""The re-ranker registry and its command-line adapter (the one place flags become keywords).
+
+Re-ranking is never on by default: ``--rerank none`` is the default and builds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from vireid.errors import ConfigError
+from vireid.rerank._distance import check_float, check_int
+from vireid.rerank.k_reciprocal import k_reciprocal_rerank
+from vireid.rerank.sim import sim_rerank
+
+Reranker = Callable[[Tensor, Tensor], np.ndarray]
+
+RERANKERS: dict[str, Callable[..., np.ndarray]] = {
+    "k-reciprocal": k_reciprocal_rerank,  # Zhong et al., CVPR 2017
+    "sim": sim_rerank,  # seeds/002 §5
+}
+METHODS: tuple[str, ...] = ("none", *RERANKERS)
+
+# The parameters that change a method's output: recorded with every result.
+RECORDED: dict[str, tuple[str, ...]] = {
+    "k-reciprocal": ("k1", "k2", "lambda_value"),
+    "sim": ("lam", "top_k", "k_q", "k_g", "alpha", "normalize"),
+}
+
+# argparse destination -> (method, keyword).
+_FLAGS: dict[str, tuple[str, str]] = {
+    "rerank_k1": ("k-reciprocal", "k1"),
+    "rerank_k2": ("k-reciprocal", "k2"),
+    "rerank_lambda": ("k-reciprocal", "lambda_value"),
+    "sim_lambda": ("sim", "lam"),
+    "sim_top_k": ("sim", "top_k"),
+    "sim_kq": ("sim", "k_q"),
+    "sim_kg": ("sim", "k_g"),
+    "sim_alpha": ("sim", "alpha"),
+}
+
+
+def _keywords(name: str) -> dict[str, Any]:
+    """Keyword-only parameters of a registered re-ranker and their defaults."""
+    sig = inspect.signature(RERANKERS[name])
+    return {p.name: p.default for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def default_params(name: str) -> dict[str, Any]:
+    """The recorded parameters of ``name`` at their defaults (``{}`` for ``"none"``)."""
+    if name == "none":
+        return {}
+    _check_name(name)
+    defaults = _keywords(name)
+    return {k: defaults[k] for k in RECORDED[name]}
+
+
+def _check_name(name: str) -> None:
+    if name not in METHODS:
+        raise ConfigError(f"unknown re-ranker {name!r}; valid names: {', '.join(METHODS)}")
+
+
+def _validate(name: str, params: dict[str, Any]) -> None:
+    """The same range checks the re-rankers apply, run before any feature is extracted."""
+    for key, value in params.items():
+        if key in ("k1", "k2", "top_k", "k_q", "k_g"):
+            check_int(key, value, 1)
+        elif key in ("lambda_value", "alpha"):
+            check_float(key, value, 0.0, 1.0)
+        elif key == "lam":
+            if not math.isfinite(check_float(key, value, 0.0, math.inf)):
+                raise ConfigError(f"lam must be finite, got {value!r}")
+        elif key == "normalize" and not isinstance(value, bool):
+            raise ConfigError(f"normalize must be true or false, got {value!r}")
+        elif key in ("chunk_size", "column_chunk_size") and value is not None:
+            check_int(key, value, 1)
+
+
+def build_reranker(name: str, **params: Any) -> Reranker | None:
+    """A callable ``(query_features, gallery_features) -> (nq, ng) distances``, or None for "none".
+
+    Args:
+        name: ``"none"``, ``"k-reciprocal"`` or ``"sim"``.
+        **params: keyword arguments of :func:`k_reciprocal_rerank` / :func:`sim_rerank`
+            (including ``chunk_size`` and ``device``); unknown names are errors.
+    """
+    _check_name(name)
+    if name == "none":
+        if params:
+            raise ConfigError(f"re-ranker 'none' takes no parameters, got {sorted(params)}")
+        return None
+    valid = _keywords(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown} for re-ranker {name!r}; valid: {sorted(valid)}")
+    _validate(name, params)
+    fn = functools.partial(RERANKERS[name], **params)
+    return functools.update_wrapper(fn, RERANKERS[name])  # keeps __name__ for the result's settings
+
+
+def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--rerank`` and the parameter flags of every re-ranker to ``parser``."""
+    kr, sim = default_params("k-reciprocal"), default_params("sim")
+    group = parser.add_argument_group("re-ranking (test time; off by default)")
+    group.add_argument(
+        "--rerank",
+        choices=METHODS,
+        default="none",
+        help="re-rank query-gallery distances: k-reciprocal (Zhong et al., CVPR 2017) or sim "
+        "(seeds/002 §5); default: none",
+    )
+    helps = {
+        "rerank_k1": ("K", int, f"k-reciprocal k1 (default {kr['k1']})"),
+        "rerank_k2": ("K", int, f"k-reciprocal k2, 1 = no query expansion (default {kr['k2']})"),
+        "rerank_lambda": ("L", float, f"k-reciprocal weight of the original distance (default {kr['lambda_value']})"),
+        "sim_lambda": ("L", float, f"SIM weight of gallery-gallery edges, Eq. 1 (default {sim['lam']})"),
+        "sim_top_k": ("K", int, f"SIM number of shortest paths averaged, Eq. 5 (default {sim['top_k']})"),
+        "sim_kq": ("K", int, f"SIM query neighbour set size, Eq. 6 (default {sim['k_q']})"),
+        "sim_kg": ("K", int, f"SIM gallery k-reciprocal k, Eq. 7 (default {sim['k_g']})"),
+        "sim_alpha": ("A", float, f"SIM weight of d_S against d_M, Eq. 8 (default {sim['alpha']})"),
+    }
+    for dest, (metavar, kind, text) in helps.items():
+        group.add_argument("--" + dest.replace("_", "-"), type=kind, default=None, metavar=metavar, help=text)
+
+
+def reranker_from_args(args: argparse.Namespace) -> tuple[Reranker | None, dict[str, Any]]:
+    """The re-ranker chosen on the command line and the record of its method and parameters.
+
+    The record, e.g. ``{"method": "sim", "lam": 1.0, "top_k": 3, ...}``, holds every parameter that
+    changes the output (defaults included) for the JSON result and the readable table;
+    ``build_reranker(record["method"], **rest)`` rebuilds the same re-ranker. A parameter flag of a
+    method other than the chosen one is an error rather than silently ignored.
+    """
+    method = getattr(args, "rerank", None) or "none"
+    _check_name(method)
+    params = default_params(method)
+    for dest, (owner, key) in _FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if owner != method:
+            raise ConfigError(f"{flag} applies to --rerank {owner}, but --rerank is {method}")
+        params[key] = value
+    try:
+        reranker = build_reranker(method, **params)
+    except ConfigError as exc:
+        flags = {key: "--" + dest.replace("_", "-") for dest, (owner, key) in _FLAGS.items() if owner == method}
+        bad = next((flags[k] for k in flags if str(exc).startswith(f"{k} ")), None)
+        raise ConfigError(f"{bad}: {exc}" if bad else str(exc)) from None
+    return reranker, {"method": method, **params}
+
+
+def describe_reranker(record: dict[str, Any]) -> str:
+    """One line for a readable table, e.g. ``sim (lam=1.0, top_k=3, k_q=10, k_g=10, ...)``."""
+    rest = ", ".join(f"{k}={v}" for k, v in record.items() if k != "method")
+    return f"{record['method']} ({rest})" if rest else str(record["method"])
