@@ -47,3 +47,7 @@ def get_batch_augment_factory(name: str) -> Callable[..., BatchAugment]:
 
 def build_batch_augment(name: str, **params: Any) -> BatchAugment:
     return get_batch_augment_factory(name)(**params)
+
+
+# Registration by explicit import (after the registry above exists): one line per augmentation module.
+from vireid.data import caj as _caj  # noqa: E402,F401  isort: skip  registers "caj_joint"

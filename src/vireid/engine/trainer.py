@@ -256,7 +256,7 @@ class Trainer:
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
-                seen += len(batch)
+                seen += int(values.pop("_rows"))
                 if bar is not None:
                     bar.update(1, loss=f"{values['loss']:.3f}")
                 if self.on_iteration is not None:
@@ -300,6 +300,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         values["loss"] = float(total.detach())
+        values["_rows"] = len(batch)  # after the batch augment (CAJ adds a third view)
         if out.logits is not None:
             values["_correct"] = float((out.logits.detach().argmax(1) == batch.pids).sum())
         return values

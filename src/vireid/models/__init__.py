@@ -11,6 +11,7 @@ from vireid.models.registry import create_model, get_model_constructor, list_mod
 # Registration by explicit import: one line per model module.
 from vireid.models.agw import AGW  # noqa: E402  isort: skip
 from vireid.models.baseline import Baseline  # noqa: E402  isort: skip
+from vireid.models.mrda import MRDA  # noqa: E402  isort: skip
 
 from vireid.models.backbones import TwoStreamResNet  # noqa: E402
 from vireid.models.layers import BNNeck, GeM, GlobalAvgPool, NonLocalBlock  # noqa: E402
