@@ -1,0 +1,102 @@
+"""``vireid evaluate-features FEATS.npz --dataset NAME ...``: score a features file under a dataset's official protocol.
+
+FEATS.npz holds ``features`` (N, D) float and ``paths`` (N,) dataset-relative paths (``vireid
+extract`` writes it). The plan comes from vireid's vendored split files, or from ``--root`` (a
+dataset folder, e.g. synthetic data in the SYSU layout that ships its own gallery table). The
+output states the dataset, protocol, sampling table or seeds, direction, distance and trial count;
+``--json`` prints exactly one JSON object instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from vireid.errors import ConfigError
+
+# flag -> (datasets it applies to, plan setting name)
+_PLAN_FLAGS = {
+    "mode": (("sysu-mm01",), "mode"),
+    "shots": (("sysu-mm01",), "shots"),
+    "gallery_sampling": (("sysu-mm01",), "sampling"),
+    "direction": (("regdb", "llcm", "manifest"), "direction"),
+    "trials": (("regdb",), "trials"),
+    "exclusion": (("manifest",), "exclusion"),
+    "cmc": (("manifest",), "cmc_mode"),
+}
+_OPTION_FLAGS = {"trial": (("regdb",), "trial"), "image_root": (("manifest",), "image_root")}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from vireid.data.datasets import dataset_names
+
+    parser.add_argument("features", metavar="FEATS.npz", help="features file: 'features' (N, D), 'paths' (N,)")
+    parser.add_argument("--dataset", required=True, choices=dataset_names(), help="protocol to evaluate under")
+    parser.add_argument("--root", default="", help="dataset root (needed for manifest; for SYSU-layout data with "
+                        "its own exp/rand_perm_cam.mat); default: vireid's vendored split files")
+    sysu = parser.add_argument_group("sysu-mm01")
+    sysu.add_argument("--mode", choices=["all", "indoor"], help="all-search (default) or indoor-search")
+    sysu.add_argument("--shots", type=int, choices=[1, 10], help="gallery images per identity and camera (default 1)")
+    sysu.add_argument("--gallery-sampling", choices=["official", "seeded"],
+                      help="official kit table (default) or mangye16's random.seed(trial) scheme")
+    other = parser.add_argument_group("regdb / llcm / manifest")
+    other.add_argument("--direction", help="regdb: visible-to-thermal (default) | thermal-to-visible; "
+                       "llcm, manifest: infrared-to-visible (default) | visible-to-infrared")
+    other.add_argument("--trial", type=int,
+                       help="regdb: the trial (1..10) whose split the model was trained on (default 1)")
+    other.add_argument("--trials", help="regdb: trials to evaluate, 'all' or e.g. 1,2,3 (default: --trial)")
+    other.add_argument("--exclusion", choices=["none", "same-id-same-camera", "sysu-same-location"],
+                       help="manifest: gallery entries removed per query (default same-id-same-camera)")
+    other.add_argument("--cmc", choices=["identity", "image"], help="manifest: CMC definition (default image)")
+    other.add_argument("--image-root", help="manifest: folder the paths are relative to (default: the manifest's)")
+    parser.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean", help="default euclidean")
+    parser.add_argument("--normalize", action="store_true", help="L2-normalise the features first")
+    parser.add_argument("--device", default="cpu", help="where distances are computed (default cpu)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def _collect(args: argparse.Namespace, flags: dict[str, tuple[tuple[str, ...], str]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for flag, (datasets, key) in flags.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if args.dataset not in datasets:
+            raise ConfigError(f"--{flag.replace('_', '-')} does not apply to --dataset {args.dataset} "
+                              f"(only to {', '.join(datasets)})")
+        out[key] = value
+    return out
+
+
+def _parse_trials(text: str) -> str | list[int]:
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--trials must be 'all' or comma-separated integers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from vireid.data.datasets import plan_for_relpaths
+    from vireid.evaluation.features import load_features
+    from vireid.evaluation.protocols import evaluate_plan, format_table
+
+    settings = _collect(args, _PLAN_FLAGS)
+    options = _collect(args, _OPTION_FLAGS)
+    if "trials" in settings:
+        settings["trials"] = _parse_trials(settings["trials"])
+    feats = load_features(args.features)
+    plan, samples = plan_for_relpaths(args.dataset, feats.paths, args.root, options=options, **settings)
+    result = evaluate_plan(plan, samples, feats.features, distance=args.distance, normalize=args.normalize,
+                           device=args.device)
+    result["settings"]["features_file"] = str(args.features)
+    result["settings"]["features"] = f"{feats.features.shape[0]} x {feats.features.shape[1]}"
+    if feats.metadata:
+        result["settings"]["features_metadata"] = feats.metadata
+    if args.json:
+        print(json.dumps(result, sort_keys=False))
+    else:
+        print(format_table(result))
+    return 0
