@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the features first")
     parser.add_argument("--device", default="cpu", help="where distances are computed (default cpu)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    from vireid.rerank import add_rerank_arguments
+
+    add_rerank_arguments(parser)
 
 
 def _collect(args: argparse.Namespace, flags: dict[str, tuple[tuple[str, ...], str]]) -> dict[str, Any]:
@@ -82,15 +85,18 @@ def run(args: argparse.Namespace) -> int:
     from vireid.data.datasets import plan_for_relpaths
     from vireid.evaluation.features import load_features
     from vireid.evaluation.protocols import evaluate_plan, format_table
+    from vireid.rerank import reranker_from_args
 
     settings = _collect(args, _PLAN_FLAGS)
     options = _collect(args, _OPTION_FLAGS)
     if "trials" in settings:
         settings["trials"] = _parse_trials(settings["trials"])
+    distance_fn, rerank_settings = reranker_from_args(args)
     feats = load_features(args.features)
     plan, samples = plan_for_relpaths(args.dataset, feats.paths, args.root, options=options, **settings)
     result = evaluate_plan(plan, samples, feats.features, distance=args.distance, normalize=args.normalize,
-                           device=args.device)
+                           device=args.device, distance_fn=distance_fn)
+    result["settings"]["rerank"] = rerank_settings
     result["settings"]["features_file"] = str(args.features)
     result["settings"]["features"] = f"{feats.features.shape[0]} x {feats.features.shape[1]}"
     if feats.metadata:

@@ -30,10 +30,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.run, args.overrides)
     r = cfg.runtime
     runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, False, r.num_threads)
-    model, _ = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
+    model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
     dataset = build_dataset_from_config(cfg.data)
     samples = dataset.test if args.split == "test" else dataset.train
     feats = extract_features(model, samples, cfg.data, runtime, batch_size=cfg.eval.batch_size, flip=args.flip)
-    save_features(args.out, feats, [s.relpath for s in samples])
+    save_features(args.out, feats, [s.relpath for s in samples],
+                  metadata={"run": str(args.run), "checkpoint": args.checkpoint, "epoch": ckpt["epoch"],
+                            "flip": bool(args.flip), "embedding": "post-BNNeck, not normalised"})
     print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} features of the {args.split} images")
     return 0
