@@ -15,6 +15,9 @@ from vireid.losses.triplet import (  # noqa: E402  isort: skip
     triplet_batch_hard,
     weighted_regularized_triplet,
 )
+from vireid.losses.mrda import MRDAIdentity  # noqa: E402  isort: skip
+from vireid.losses.caj import SquaredDifferenceWRT  # noqa: E402  isort: skip
+from vireid.losses.domain import CrossModalAlignment  # noqa: E402  isort: skip
 
 from vireid.losses.distance import pairwise_euclidean  # noqa: E402
 
