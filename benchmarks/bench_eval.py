@@ -207,6 +207,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
     argv = [a for a in sys.argv[1:]]
+    load_before = os.getloadavg()
     rows = []
     if "large" in args.cases:
         # the baseline runs before and after ours, and its mean is used: on a shared machine the
@@ -235,7 +236,9 @@ def main() -> None:
                      f"{base_full:.1f}", f"{base_full / ours['seconds']:.1f}x slower",
                      f"{base['peak_rss_mb']:.0f} (inputs {base['rss_before_mb']:.0f})"))
     machine = platform.processor() or platform.machine()
-    print(f"Machine: {machine}, {os.cpu_count()} CPUs; torch threads {args.threads}\n")
+    print(f"Machine: {machine}, {os.cpu_count()} CPUs; torch threads {args.threads}; "
+          f"load average (1, 5, 15 min) before / after: {load_before[0]:.2f} {load_before[1]:.2f} "
+          f"{load_before[2]:.2f} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     print("| case | method | time (s) | ratio | peak RSS (MiB) |")
     print("|---|---|---:|---:|---|")
     for r in rows:
