@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 
@@ -263,8 +263,16 @@ def _list_index(node: list, part: str, path: list[str]) -> int:
     return int(part)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Load a YAML recipe (or the defaults when ``path`` is None), apply overrides, validate."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    from_dict: Callable[[dict[str, Any]], Any] | None = None,
+) -> TrainConfig:
+    """Load a YAML recipe (or the defaults when ``path`` is None), apply overrides, validate.
+
+    ``from_dict`` builds and validates the config from the raw mapping (default
+    :func:`config_from_dict`); recipes that extend :class:`TrainConfig` pass their own.
+    """
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -285,7 +293,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             values["losses"] = config_to_dict(TrainConfig())["losses"]
         values = apply_overrides(values, overrides)
     try:
-        return config_from_dict(values)
+        return (from_dict or config_from_dict)(values)
     except ConfigError as exc:
         where = f" (in {path})" if path is not None else ""
         raise ConfigError(f"{exc}{where}") from None

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from vireid.config import TrainConfig, _build, apply_overrides, config_to_dict, validate
+from vireid.config import TrainConfig, _build, load_config, validate
 from vireid.errors import ConfigError
 
 METHODS = ("source_only", "target_supervised", "dbscan", "dan")
@@ -158,27 +156,7 @@ def adapt_config_from_dict(values: dict[str, Any]) -> AdaptConfig:
 
 def load_adapt_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AdaptConfig:
     """Load an adaptation recipe (YAML), apply ``--set`` overrides, validate (strict keys)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(loaded, (dict, type(None))):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        values = loaded or {}
-    if overrides:
-        if any(o.split("=", 1)[0].startswith("losses.") for o in overrides) and "losses" not in values:
-            values["losses"] = config_to_dict(TrainConfig())["losses"]
-        values = apply_overrides(values, overrides)
-    try:
-        return adapt_config_from_dict(values)
-    except ConfigError as exc:
-        where = f" (in {path})" if path is not None else ""
-        raise ConfigError(f"{exc}{where}") from None
+    return load_config(path, overrides, from_dict=adapt_config_from_dict)
 
 
 def validate_adapt(cfg: AdaptConfig) -> None:
