@@ -46,6 +46,8 @@ class DataConfig:
     channel_augment: str = "none"
     """CAJ augmentation (seeds/001 §8): ``none``, ``ca`` (channel exchange, visible only), ``cre``
     (channel random erasing, both modalities, probability ``random_erasing``), ``ca+cre``."""
+    channel_exchange_p: float = 1.0
+    """Probability that ``ca`` replaces a visible image by one of its channels or its gray version."""
     batch_augment: str = "none"
     """Batch-level augmentation on the device (``vireid.data.batch_augment``), e.g. CAJ joint learning."""
     batch_augment_params: dict[str, Any] = field(default_factory=dict)
@@ -312,6 +314,7 @@ def validate(cfg: TrainConfig) -> None:
         (d.num_instances >= 1, "data.num_instances (K) must be >= 1"),
         (0.0 <= d.random_erasing <= 1.0, "data.random_erasing must be a probability in [0, 1]"),
         (0.0 <= d.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
+        (0.0 <= d.channel_exchange_p <= 1.0, "data.channel_exchange_p must be a probability in [0, 1]"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (d.channel_augment in ("none", "ca", "cre", "ca+cre"),
          "data.channel_augment must be one of none, ca, cre, ca+cre"),

@@ -16,7 +16,7 @@ from vireid.errors import ConfigError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo", help="output folder (data/, run/, report/); default demo")
     parser.add_argument("--config", default="configs/demo_cpu.yaml", help="training recipe (default the CPU demo)")
-    parser.add_argument("--ids", type=int, default=160, help="synthetic identities (default 160)")
+    parser.add_argument("--ids", type=int, default=200, help="synthetic identities (default 200)")
     parser.add_argument("--images-per-camera", type=int, default=8, help="most images per identity and camera")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic dataset")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -94,7 +94,8 @@ def build_transforms(cfg: DataConfig, train: bool) -> dict[Modality, Callable]:
         return {Modality.VISIBLE: t, Modality.INFRARED: t}
     common = dict(pad=cfg.pad, flip=cfg.flip, random_erasing=cfg.random_erasing)
     return {
-        Modality.VISIBLE: T.build_train_transform(cfg.height, cfg.width, channel_augment=cfg.channel_augment, **common),
+        Modality.VISIBLE: T.build_train_transform(cfg.height, cfg.width, channel_augment=cfg.channel_augment,
+                                                  exchange_p=cfg.channel_exchange_p, **common),
         Modality.INFRARED: T.build_train_transform(
             cfg.height, cfg.width, channel_augment=T.infrared_channel_augment(cfg.channel_augment), **common),
     }

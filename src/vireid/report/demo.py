@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vireid.config import TrainConfig, load_config
+from vireid.config import load_config
 from vireid.data.types import Sample
 from vireid.errors import DatasetError
 from vireid.utils.io import atomic_write_json, atomic_write_text
@@ -30,21 +30,23 @@ CMC_RANKS = 20
 class DemoSettings:
     out: Path
     config: Path
-    num_ids: int = 160
+    num_ids: int = 200
     images_per_camera: int = 8
+    image_size: tuple[int, int] = (128, 64)
+    """Size the images are generated at (the recipe's data.height/width is what the network sees)."""
     data_seed: int = 0
     overrides: list[str] = field(default_factory=list)
     fresh: bool = False
     ranked_queries: int = 8
 
 
-def prepare_data(s: DemoSettings, cfg: TrainConfig) -> Path:
+def prepare_data(s: DemoSettings) -> Path:
     """Generate the synthetic dataset once; reuse it when its meta.json matches the settings."""
     from vireid.data.synthetic import SyntheticConfig, generate_dataset
 
     root = s.out / "data"
     syn = SyntheticConfig(num_ids=s.num_ids, seed=s.data_seed, images_per_camera=s.images_per_camera,
-                          height=cfg.data.height, width=cfg.data.width)
+                          height=s.image_size[0], width=s.image_size[1])
     meta_path = root / "meta.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
@@ -119,7 +121,7 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
     t0 = time.perf_counter()
     s.out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(s.config, [f"data.root={s.out / 'data'}", *s.overrides])
-    root = prepare_data(s, cfg)
+    root = prepare_data(s)
     timings["data"] = time.perf_counter() - t0
 
     r = cfg.runtime
