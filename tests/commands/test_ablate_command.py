@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from vireid.commands import ablate
@@ -31,12 +29,6 @@ RECIPE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _recipe(tmp_path: Path, root: str = "unused", **changes: dict) -> Path:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
-import pytest
 import torch
 
 from vireid.data.batch_augment import build_batch_augment, list_batch_augments
@@ -18,12 +16,6 @@ MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _sampler_batch(p: int = 2, k: int = 2, h: int = 16, w: int = 8) -> Batch:

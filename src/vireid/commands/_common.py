@@ -24,6 +24,16 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
     return load_config(path, overrides)
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> Path:
+    """The run's ``last.pt``; refuse to resume a missing run or to overwrite an existing one."""
+    last = run_dir / "last.pt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist")
+    if not resume and last.is_file():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    return last
+
+
 class TqdmProgress:
     """Progress bar with ETA for interactive use (stderr); silent when stderr is not a terminal."""
 

@@ -32,21 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vireid.commands._common import TqdmProgress
+    from vireid.commands._common import TqdmProgress, check_run_dir
     from vireid.engine.adapt import run_adaptation
     from vireid.engine.adapt_config import load_adapt_config, variant_overrides
     from vireid.engine.runtime import setup_runtime, teardown_runtime
-    from vireid.errors import ConfigError
     from vireid.evaluation.protocols import format_table
 
     overrides = (variant_overrides(args.variant) if args.variant else []) + list(args.overrides)
     cfg = load_adapt_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    last = run_dir / "last.pt"
-    if args.resume and not last.is_file():
-        raise ConfigError(f"--resume: {last} does not exist")
-    if not args.resume and last.is_file():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    check_run_dir(run_dir, args.resume)
     r = cfg.runtime
     runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
     try:

@@ -10,9 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from vireid.commands._common import TqdmProgress, add_config_arguments
+from vireid.commands._common import TqdmProgress, add_config_arguments, check_run_dir
 from vireid.config import load_config
-from vireid.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    last = run_dir / "last.pt"
-    if args.resume and not last.is_file():
-        raise ConfigError(f"--resume: {last} does not exist")
-    if not args.resume and last.is_file():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    last = check_run_dir(run_dir, args.resume)
     r = cfg.runtime
     runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
     try:

@@ -42,7 +42,7 @@ from scipy import fft, ndimage
 
 from vireid.data.types import Modality
 from vireid.errors import ConfigError, DatasetError
-from vireid.utils.io import atomic_write_json
+from vireid.utils.io import atomic_write_json, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -280,14 +280,6 @@ def _check_target(out: Path, force: bool) -> None:
                            f"{META_FILE} naming {GENERATOR_NAME}; remove it yourself")
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "data")
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sheet_picks(images: dict[str, Modality], per_modality: int) -> list[str]:
@@ -393,7 +385,7 @@ def transform_dataset(source: str | os.PathLike[str], out: str | os.PathLike[str
         if picks:
             make_domain_sheet(src, tmp, picks, images, tmp / SHEET_FILE)
         atomic_write_json(tmp / META_FILE, meta)
-        _swap_into_place(tmp, dst)
+        replace_dir(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

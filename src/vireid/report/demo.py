@@ -121,7 +121,7 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
     t0 = time.perf_counter()
     s.out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(s.config, [f"data.root={s.out / 'data'}", *s.overrides])
-    root = prepare_data(s)
+    prepare_data(s)
     timings["data"] = time.perf_counter() - t0
 
     r = cfg.runtime

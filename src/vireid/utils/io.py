@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,3 +47,15 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(target: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
     atomic_write_text(target, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def replace_dir(tmp: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """Rename the finished folder ``tmp`` onto ``out``; a previous ``out`` is moved aside first and removed after."""
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "data")
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

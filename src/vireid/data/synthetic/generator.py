@@ -38,7 +38,7 @@ from vireid.data.synthetic.identity import IdentitySpec, sample_identity
 from vireid.data.synthetic.render import render_image, sample_jitter
 from vireid.data.synthetic.tables import build_rand_perm_cam, write_rand_perm_cam, write_split_files
 from vireid.errors import ConfigError, DatasetError
-from vireid.utils.io import atomic_write_json, atomic_write_text
+from vireid.utils.io import atomic_write_json, atomic_write_text, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def generate_dataset(out_dir: str | os.PathLike[str], config: SyntheticConfig, *
         meta = _meta(config, plan, sheet_ids)
         atomic_write_json(tmp / "meta.json", meta)
         atomic_write_text(tmp / "README.txt", _readme(meta))
-        _swap_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -222,15 +222,6 @@ def _write_images(root: Path, config: SyntheticConfig, plan: DatasetPlan,
             progress(pid, config.num_ids)
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` onto ``out``; a previous ``out`` is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "data")
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _meta(config: SyntheticConfig, plan: DatasetPlan, sheet_ids: list[int]) -> dict[str, Any]:
