@@ -30,6 +30,8 @@ def test_unknown_key_names_dotted_path_and_valid_keys():
         ({"data": {"num_ids": 1}}, r"data\.num_ids \(P\) must be >= 2"),
         ({"optim": {"milestones": [50, 20]}}, "milestones must be increasing"),
         ({"data": "x"}, r"data: expected a mapping"),
+        ({"data": {"channel_exchange_p": 1.5}}, r"data\.channel_exchange_p must be a probability"),
+        ({"data": {"channel_augment": "gray"}}, r"data\.channel_augment must be one of none, ca, cre, ca\+cre"),
     ],
 )
 def test_type_and_range_errors(values, message):
