@@ -22,7 +22,8 @@ Instead of the reference's N x N argsort and dense N x N matrices (distance, ran
 this computes the distance in (chunk_size, chunk_size) tiles of the upper triangle
 (:mod:`vireid.rerank.original_distance`: each tile serves its rows and, transposed, its columns,
 so the matrix is exactly symmetric and costs half a GEMM), keeps only the top-(k1+1) neighbours
-of every item (``torch.topk`` per tile, merged), stores V sparsely, and evaluates the Jaccard step
+of every item (``torch.topk`` until an item's list is filled, then only the tile entries not above
+its current (k1+1)-th distance are merged), stores V sparsely, and evaluates the Jaccard step
 with an inverted index over V's gallery rows, in query chunks bounded by a pair budget. Peak
 memory is O(N (k1 + D) + chunk_size^2 + nq ng); nothing is N x N.
 
@@ -51,13 +52,14 @@ from vireid.rerank._distance import (
     pair_distances,
     resolve_device,
 )
-from vireid.rerank.original_distance import centred, distance_tiles
+from vireid.rerank.original_distance import centred_pair, distance_tiles
 from vireid.rerank.reciprocal import expanded_reciprocal_sets
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 2048
-_PAIR_BUDGET = 1 << 20  # (query entry, gallery row) pairs per Jaccard chunk
+_PAIR_BUDGET = 1 << 18  # (query entry, gallery row) pairs per Jaccard chunk
+_PIECE = 2048  # candidates screened at once when folding a distance tile into the nearest lists
 
 
 def k_reciprocal_rerank(
@@ -95,16 +97,16 @@ def k_reciprocal_rerank(
     q = as_features(qf, "query features", dev)  # (nq, D)
     g = as_features(gf, "gallery features", dev)  # (ng, D)
     check_pair(q, g)
-    x = torch.cat([q, g])  # (N, D) float64
-    nq, n = q.shape[0], x.shape[0]
-    knn, knn_d0, row_max, out, xc = _ranks_and_original(x, nq, width=max(k1 + 1, k2), block=chunk)
+    xc = centred_pair(q, g)  # (N, D) mean-centred, GEMM dtype
+    nq, n = q.shape[0], xc.shape[0]
+    knn, knn_d0, row_max, out = _ranks_and_original(xc, nq, width=max(k1 + 1, k2), block=chunk)
     idx, mask = expanded_reciprocal_sets(knn, k1)  # (N, M) R*(i, k1)
     vals = _encode(xc, knn, knn_d0, row_max, idx, mask)  # (N, M) V on the padded layout of R*
     k2 = min(k2, n)
     if k2 != 1:
         v = _query_expansion(idx, vals, mask, knn[:, :k2], chunk)  # sparse (N, N)
     else:
-        rows = torch.arange(n, device=x.device)[:, None].expand_as(idx)[mask]
+        rows = torch.arange(n, device=xc.device)[:, None].expand_as(idx)[mask]
         v = _to_coo(rows, idx[mask], vals[mask], n)
     _mix_jaccard(v, out, nq, lam, chunk)
     logger.debug(
@@ -114,8 +116,8 @@ def k_reciprocal_rerank(
 
 
 def _ranks_and_original(
-    x: Tensor, nq: int, *, width: int, block: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    xc: Tensor, nq: int, *, width: int, block: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One pass over the original distance tiles (:mod:`vireid.rerank.original_distance`).
 
     Each upper-triangle tile is used for its rows and, transposed, for its columns. Keeps, per
@@ -123,36 +125,86 @@ def _ranks_and_original(
     d0[query, gallery].
 
     Returns:
-        knn (N, width) int64, knn_d0 (N, width) float32, row_max (N,), out (nq, ng) float32 d0, xc.
+        knn (N, width) int64, knn_d0 (N, width) float32, row_max (N,), out (nq, ng) float32 d0.
     """
-    n = x.shape[0]
+    n = xc.shape[0]
     width = min(width, n)
-    xc = centred(x)  # (N, D)
-    best_d = torch.full((n, width), float("inf"), dtype=torch.float32, device=x.device)  # (N, width)
-    best_i = torch.zeros(n, width, dtype=torch.long, device=x.device)  # (N, width)
-    row_max = torch.zeros(n, dtype=torch.float32, device=x.device)  # (N,)
-    out = torch.empty(nq, n - nq, dtype=torch.float32, device=x.device)  # (nq, ng)
+    best_d = torch.full((n, width), float("inf"), dtype=torch.float32, device=xc.device)  # (N, width)
+    best_i = torch.zeros(n, width, dtype=torch.long, device=xc.device)  # (N, width)
+    row_max = torch.zeros(n, dtype=torch.float32, device=xc.device)  # (N,)
+    out = torch.empty(nq, n - nq, dtype=torch.float32, device=xc.device)  # (nq, ng)
     for rows, cols, d in distance_tiles(xc, block):  # d: (r, c) squared distances
-        _merge(best_d, best_i, rows, d, cols.start)
+        _fold(best_d, best_i, d, rows.start, cols.start, transpose=False)
         row_max[rows] = torch.maximum(row_max[rows], d.amax(dim=1))
         _store_query_gallery(out, d, rows, cols, nq)
         if rows != cols:
-            _merge(best_d, best_i, cols, d.T.contiguous(), rows.start)
+            _fold(best_d, best_i, d, rows.start, cols.start, transpose=True)
             row_max[cols] = torch.maximum(row_max[cols], d.amax(dim=0))
             _store_query_gallery(out, d.T, cols, rows, nq)
     row_max.clamp_min_(torch.finfo(torch.float32).tiny)  # an all-zero row stays zero instead of NaN
     best_d /= row_max[:, None]  # d0, the same float32 division as the reference
     out /= row_max[:nq, None]
-    return best_i, best_d, row_max, out, xc
+    return best_i, best_d, row_max, out
 
 
-def _merge(best_d: Tensor, best_i: Tensor, rows: slice, d: Tensor, col0: int) -> None:
-    """Fold the tile ``d`` (r, c) of columns ``col0 + j`` into the running nearest lists of ``rows``."""
+def _fold(best_d: Tensor, best_i: Tensor, d: Tensor, row0: int, col0: int, *, transpose: bool) -> None:
+    """Fold the tile ``d`` (r, c) into the running nearest lists: of items ``row0 + p`` over the
+    candidates ``col0 + q`` (``transpose=False``), or of items ``col0 + q`` over ``row0 + p``.
+
+    The candidate axis is consumed in pieces of ``_PIECE``. Only entries not above an item's current
+    ``width``-th best distance can enter its list, so once the lists are filled a piece is screened
+    with one comparison and only its few survivors are merged (a dense ``topk`` otherwise).
+    """
+    if transpose:  # pieces of d's rows (contiguous), items along d's columns
+        items = slice(col0, col0 + d.shape[1])
+        for p0 in range(0, d.shape[0], _PIECE):
+            piece = d[p0 : p0 + _PIECE]  # (c', m)
+            thresh = best_d[items, -1]  # (m,) current width-th best (inf while unfilled)
+            if bool(torch.isinf(thresh).any()):
+                _merge_dense(best_d, best_i, items, piece.T.contiguous(), row0 + p0)
+                continue
+            p, q = (piece <= thresh[None, :]).nonzero(as_tuple=True)  # (E,) each
+            if p.shape[0]:
+                q, order = q.sort(stable=True)
+                _merge_sparse(best_d, best_i, col0, q, p[order] + (row0 + p0), piece[p[order], q])
+        return
+    items = slice(row0, row0 + d.shape[0])
+    for q0 in range(0, d.shape[1], _PIECE):
+        piece = d[:, q0 : q0 + _PIECE]  # (m, c')
+        thresh = best_d[items, -1]  # (m,)
+        if bool(torch.isinf(thresh).any()):
+            _merge_dense(best_d, best_i, items, piece, col0 + q0)
+            continue
+        r, c = (piece <= thresh[:, None]).nonzero(as_tuple=True)  # (E,) each, sorted by item
+        if r.shape[0]:
+            _merge_sparse(best_d, best_i, row0, r, c + (col0 + q0), piece[r, c])
+
+
+def _merge_dense(best_d: Tensor, best_i: Tensor, items: slice, d: Tensor, col0: int) -> None:
+    """Fold the block ``d`` (m, c) of candidates ``col0 + j`` into the nearest lists of ``items``."""
     k = min(best_d.shape[1], d.shape[1])
-    td, ti = d.topk(k, dim=1, largest=False, sorted=False)  # (r, k)
-    cat_d = torch.cat([best_d[rows], td], dim=1)  # (r, width + k)
-    cat_i = torch.cat([best_i[rows], ti + col0], dim=1)
-    md, mi = cat_d.topk(best_d.shape[1], dim=1, largest=False, sorted=True)  # (r, width)
+    td, ti = d.topk(k, dim=1, largest=False, sorted=False)  # (m, k)
+    cat_d = torch.cat([best_d[items], td], dim=1)  # (m, width + k)
+    cat_i = torch.cat([best_i[items], ti + col0], dim=1)
+    md, mi = cat_d.topk(best_d.shape[1], dim=1, largest=False, sorted=True)  # (m, width)
+    best_d[items] = md
+    best_i[items] = cat_i.gather(1, mi)
+
+
+def _merge_sparse(best_d: Tensor, best_i: Tensor, item0: int, r: Tensor, cand: Tensor, val: Tensor) -> None:
+    """Fold the entries (item ``item0 + r``, candidate ``cand``, value ``val``), sorted by ``r``."""
+    act, inverse, counts = torch.unique_consecutive(r, return_inverse=True, return_counts=True)  # (A,)
+    starts = counts.cumsum(0) - counts  # (A,)
+    slot = torch.arange(r.shape[0], device=r.device) - starts[inverse]  # (E,) rank within its item
+    width = int(counts.max())
+    pad_d = torch.full((act.shape[0], width), float("inf"), dtype=best_d.dtype, device=best_d.device)
+    pad_i = torch.zeros(act.shape[0], width, dtype=best_i.dtype, device=best_i.device)
+    pad_d[inverse, slot] = val
+    pad_i[inverse, slot] = cand
+    rows = act + item0  # (A,)
+    cat_d = torch.cat([best_d[rows], pad_d], dim=1)  # (A, width_best + width)
+    cat_i = torch.cat([best_i[rows], pad_i], dim=1)
+    md, mi = cat_d.topk(best_d.shape[1], dim=1, largest=False, sorted=True)
     best_d[rows] = md
     best_i[rows] = cat_i.gather(1, mi)
 
@@ -180,7 +232,7 @@ def _encode(xc: Tensor, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Tenso
     if bool(missing.any()):
         r = torch.arange(n, device=idx.device)[:, None].expand_as(idx)[missing]
         sq = (xc * xc).sum(dim=1)
-        d0[missing] = pair_distances(xc, sq, r, idx[missing], squared=True) / row_max[r]
+        d0[missing] = pair_distances(xc, sq, r, idx[missing], squared=True, max_pairs=1 << 11) / row_max[r]
         logger.debug("k-reciprocal: %d of %d weights beyond the kept neighbours", len(r), int(mask.sum()))
     w = torch.where(mask, torch.exp(-d0), torch.zeros_like(d0))  # (N, M)
     return w / w.sum(dim=1, keepdim=True)
@@ -205,7 +257,7 @@ def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor
         keep = mask[nb].reshape(nb.shape[0], -1)  # (c, k2 M)
         local = torch.arange(nb.shape[0], device=idx.device)[:, None].expand_as(keep)[keep]  # (E,)
         key = local * n + idx[nb].reshape(keep.shape)[keep]  # (E,) row-major (row, column) key
-        key, order = key.sort(stable=True)
+        key, order = _stable_sort(key, nb.shape[0] * n)
         uniq, inverse = torch.unique_consecutive(key, return_inverse=True)  # (U,), (E,)
         summed = torch.zeros(uniq.shape[0], dtype=torch.float32, device=idx.device)
         summed.index_add_(0, inverse, vals[nb].reshape(keep.shape)[keep][order])  # (U,)
@@ -215,6 +267,14 @@ def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor
     # Row chunks are disjoint and each is sorted, so the concatenation is coalesced already.
     ind = torch.stack([torch.cat(parts_r), torch.cat(parts_c)])
     return torch.sparse_coo_tensor(ind, torch.cat(parts_v), (n, n), is_coalesced=True, check_invariants=False)
+
+
+def _stable_sort(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
+    """``key.sort(stable=True)`` for int64 keys in [0, bound): through int32 (a faster radix sort) when they fit."""
+    if bound > 2**31 - 1:
+        return key.sort(stable=True)
+    key, order = key.to(torch.int32).sort(stable=True)
+    return key.to(torch.int64), order
 
 
 def _mix_jaccard(v: Tensor, out: Tensor, nq: int, lam: float, chunk: int) -> None:
@@ -227,7 +287,7 @@ def _mix_jaccard(v: Tensor, out: Tensor, nq: int, lam: float, chunk: int) -> Non
     q_rows, q_cols, q_vals = rows[:e], cols[:e], val[:e]  # query rows' entries
     q_ptr = torch.searchsorted(rows[:e], torch.arange(nq + 1, device=rows.device))  # (nq+1,)
     # Inverted index: the gallery rows holding each column, as a CSC layout.
-    g_cols, order = cols[e:].sort(stable=True)
+    g_cols, order = _stable_sort(cols[e:], n)
     g_rows, g_vals = rows[e:][order] - nq, val[e:][order]
     col_ptr = torch.searchsorted(g_cols, torch.arange(n + 1, device=rows.device))  # (N+1,)
     cnt = col_ptr[q_cols + 1] - col_ptr[q_cols]  # (e,): gallery partners of each query entry

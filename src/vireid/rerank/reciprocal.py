@@ -25,7 +25,7 @@ from torch import Tensor
 from vireid.errors import FeaturesError
 from vireid.rerank._distance import check_int
 
-_BUDGET = 1 << 22  # elements of the largest temporary per chunk
+_BUDGET = 1 << 20  # elements of the largest temporary per chunk
 
 
 def half_k(k: int) -> int:
@@ -65,12 +65,14 @@ def reciprocal_mask(knn: Tensor, k: int) -> Tensor:
 def _sorted_unique_rows(idx: Tensor, valid: Tensor, sentinel: int) -> tuple[Tensor, Tensor]:
     """Per row: the distinct valid values of ``idx`` (c, L), ascending and left-aligned, + mask."""
     vals = torch.where(valid, idx, torch.full_like(idx, sentinel)).sort(dim=1).values  # (c, L)
-    dup = torch.zeros_like(valid)
-    dup[:, 1:] = vals[:, 1:] == vals[:, :-1]
-    vals = torch.where(dup, torch.full_like(vals, sentinel), vals).sort(dim=1).values  # (c, L)
     keep = vals != sentinel  # (c, L)
-    width = max(1, int(keep.sum(dim=1).max()))
-    return vals[:, :width], keep[:, :width]
+    keep[:, 1:] &= vals[:, 1:] != vals[:, :-1]  # first of each run of equal values
+    slot = keep.cumsum(dim=1) - 1  # (c, L) left-aligned position of each kept value
+    width = max(1, int(slot[:, -1].max()) + 1) if vals.shape[1] else 1
+    out = torch.full((vals.shape[0], width + 1), sentinel, dtype=vals.dtype, device=vals.device)
+    out.scatter_(1, torch.where(keep, slot, width), vals)  # dropped values land in the spare column
+    out = out[:, :width]
+    return out, out != sentinel
 
 
 def expanded_reciprocal_sets(knn: Tensor, k: int, *, strict: bool = True) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,48 @@
+"""The screened (threshold-filtered) neighbour merge of k-reciprocal re-ranking against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from rerank_oracles import reference_k_reciprocal
+
+import vireid.rerank.k_reciprocal as kr
+from vireid.rerank import k_reciprocal_rerank, original_distance_matrix
+from vireid.rerank.original_distance import centred, centred_pair
+
+
+def _features(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, dim))
+
+
+@pytest.mark.parametrize(("chunk", "piece"), [(7, 3), (16, 5), (64, 2048), (200, 16)])
+def test_nearest_lists_equal_a_full_sort(monkeypatch: pytest.MonkeyPatch, chunk: int, piece: int) -> None:
+    monkeypatch.setattr(kr, "_PIECE", piece)
+    x = _features(150, 6, seed=chunk)
+    dist = original_distance_matrix(x[:30], x[30:], chunk_size=chunk)  # (N, N), the same values
+    xc = centred_pair(torch.from_numpy(x[:30]), torch.from_numpy(x[30:]))
+    knn, knn_d0, row_max, out = kr._ranks_and_original(xc, 30, width=11, block=chunk)
+    expected = np.argsort(dist, axis=1, kind="stable")[:, :11]
+    assert np.array_equal(knn.numpy(), expected)
+    np.testing.assert_array_equal(row_max.numpy(), dist.max(axis=1))
+    np.testing.assert_array_equal(knn_d0.numpy(), np.take_along_axis(dist, expected, 1) / dist.max(axis=1)[:, None])
+    np.testing.assert_array_equal(out.numpy(), dist[:30, 30:] / dist.max(axis=1)[:30, None])
+
+
+@pytest.mark.parametrize(("chunk", "piece"), [(9, 4), (32, 7)])
+def test_rerank_with_small_pieces_equals_reference(monkeypatch: pytest.MonkeyPatch, chunk: int, piece: int) -> None:
+    monkeypatch.setattr(kr, "_PIECE", piece)
+    x = _features(90, 8, seed=piece)
+    qf, gf = x[:20], x[20:] + 0.3
+    expected = reference_k_reciprocal(qf, gf, 20, 6, 0.3)
+    got = k_reciprocal_rerank(qf, gf, chunk_size=chunk)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_centred_pair_equals_centred_concatenation() -> None:
+    x = torch.from_numpy(_features(20, 5, seed=1))
+    got = centred_pair(x[:7], x[7:])
+    assert got.dtype == centred(x).dtype and got.shape == x.shape
+    torch.testing.assert_close(got, centred(x), rtol=0, atol=1e-6)
