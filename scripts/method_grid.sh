@@ -19,4 +19,4 @@ for s in 0 1 2; do
   done
 done
 .venv/bin/vireid ablate --config configs/mrda_synthetic.yaml "${B[@]}" --seeds 0 1 2 \
-    --variants baseline mrm dam mrm+dam --out "$OUT/mrda" > "$OUT/mrda.log" 2>&1
+    --out "$OUT/mrda" > "$OUT/mrda.log" 2>&1

@@ -14,6 +14,9 @@ LABELS = {
     "mrda/mrm": "MRDA +MRM",
     "mrda/dam": "MRDA +DAM",
     "mrda/mrm+dam": "MRDA (MRM + DAM)",
+    "mrda/mrm+bam": "MRM + BAM (instead of DAM)",
+    "mrda/mrm+cbam": "MRM + CBAM (instead of DAM)",
+    "mrda/mrm+iwpam": "MRM + IWPAM (instead of DAM)",
 }
 KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
