@@ -1,7 +1,7 @@
 """The one place that chooses device, autocast, seeds and the distributed process group.
 
 Everything else receives a :class:`Runtime` and uses ``runtime.device`` and
-``runtime.autocast()``; no other module calls ``.cuda()`` or reads the environment.
+``runtime.autocast()``; no other module picks a device or reads the environment.
 """
 
 from __future__ import annotations

@@ -9,13 +9,10 @@ import logging
 import os
 from collections.abc import Sequence
 
-import torch
-from torch import nn
-
 from vireid.models.backbones import ARCHS, TwoStreamResNet
+from vireid.models.base import BackboneHeadModel
 from vireid.models.head import ReIDHead
 from vireid.models.layers import GeM
-from vireid.models.output import ModelOutput
 from vireid.models.registry import register_model
 
 logger = logging.getLogger(__name__)
@@ -36,7 +33,7 @@ def agw_non_local(arch: str) -> tuple[int, int, int, int]:
 
 
 @register_model("agw")
-class AGW(nn.Module):
+class AGW(BackboneHeadModel):
     """Two-stream ResNet -> GeM -> BNNeck -> bias-free classifier (AGW, seeds/001 §1).
 
     ``forward(images (B,3,H,W), modality (B,))`` returns, in train and eval mode alike,
@@ -80,19 +77,3 @@ class AGW(nn.Module):
         )
         self.head = ReIDHead(self.backbone.out_channels, num_classes, GeM(gem_p, learnable=gem_learnable))
         self.out_dim = self.backbone.out_channels
-
-    def forward_features(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W), (B,) -> final backbone map (B, C, h, w)."""
-        return self.backbone(images, modality)
-
-    def forward_head(self, feature_map: torch.Tensor) -> ModelOutput:
-        """(B, C, h, w) -> ModelOutput."""
-        return self.head(feature_map)
-
-    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> ModelOutput:
-        """(B, 3, H, W) images, (B,) modality labels -> ModelOutput (same type in train and eval)."""
-        return self.forward_head(self.forward_features(images, modality))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the identity classifier (e.g. to fine-tune on other identities)."""
-        self.head.reset_classifier(num_classes)

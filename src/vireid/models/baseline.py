@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import os
 
-import torch
-from torch import nn
-
 from vireid.models.backbones import TwoStreamResNet
+from vireid.models.base import BackboneHeadModel
 from vireid.models.head import ReIDHead
 from vireid.models.layers import GlobalAvgPool
-from vireid.models.output import ModelOutput
 from vireid.models.registry import register_model
 
 
 @register_model("baseline")
-class Baseline(nn.Module):
+class Baseline(BackboneHeadModel):
     """Two-stream ResNet -> global average pooling -> BNNeck -> bias-free classifier.
 
     Same output contract and arguments as :class:`~vireid.models.agw.AGW`, minus non-local and GeM.
@@ -40,19 +37,3 @@ class Baseline(nn.Module):
         )
         self.head = ReIDHead(self.backbone.out_channels, num_classes, GlobalAvgPool())
         self.out_dim = self.backbone.out_channels
-
-    def forward_features(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W), (B,) -> final backbone map (B, C, h, w)."""
-        return self.backbone(images, modality)
-
-    def forward_head(self, feature_map: torch.Tensor) -> ModelOutput:
-        """(B, C, h, w) -> ModelOutput."""
-        return self.head(feature_map)
-
-    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> ModelOutput:
-        """(B, 3, H, W) images, (B,) modality labels -> ModelOutput (same type in train and eval)."""
-        return self.forward_head(self.forward_features(images, modality))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the identity classifier."""
-        self.head.reset_classifier(num_classes)
