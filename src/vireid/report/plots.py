@@ -19,6 +19,7 @@ def plot_cmc(curves: Mapping[str, Sequence[float]], path: str | Path, title: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
     for name, cmc in curves.items():
@@ -28,9 +29,10 @@ def plot_cmc(curves: Mapping[str, Sequence[float]], path: str | Path, title: str
     ax.set_ylabel("matching rate (%)")
     ax.set_ylim(0, 100)
     ax.set_xlim(1, max(len(c) for c in curves.values()))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
