@@ -37,10 +37,8 @@ import numpy as np
 from vireid.config import dump_config
 from vireid.data.domains import KINDS, transform_dataset
 from vireid.data.synthetic import SyntheticConfig, generate_dataset
-from vireid.data.datasets import build_dataset
-from vireid.engine import build
-from vireid.engine.adapt import domain_gap, evaluate_on_target, read_result, run_adaptation
-from vireid.engine.adapt_config import AdaptConfig, load_adapt_config, source_config, target_view, variant_overrides
+from vireid.engine.adapt import evaluate_on_target, read_result, run_adaptation, run_domain_gap
+from vireid.engine.adapt_config import AdaptConfig, load_adapt_config, target_view, variant_overrides
 from vireid.engine.evaluate import load_trained_model
 from vireid.engine.runtime import setup_runtime
 from vireid.utils.io import atomic_write_json, atomic_write_text
@@ -163,11 +161,7 @@ def score_baseline(args: argparse.Namespace, paths: dict[str, Path], seed: int, 
         result = evaluate_on_target(model, cfg, runtime)
         result.update(method="source_only", components=["source"])
         if cfg.dan.proxy_a_distance:
-            source = build.split_train_val(build.build_dataset_from_config(cfg.data).train, cfg.data.val_fraction,
-                                           cfg.runtime.seed)[0]
-            target_train = build_dataset(cfg.target.dataset, cfg.target.root, **cfg.target.options).train
-            result["domain_gap"] = domain_gap(model, source, target_train, source_config(cfg), runtime,
-                                              max_samples=cfg.dan.pad_max_samples, seed=cfg.runtime.seed)
+            result["domain_gap"] = run_domain_gap(model, cfg, runtime)
         atomic_write_json(path, result)
         out[target] = result
     return out

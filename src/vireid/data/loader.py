@@ -28,8 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from vireid.data.sampler import CrossModalitySampler
-from vireid.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, build_test_transform, build_train_transform,
-                                    infrared_channel_augment)
+from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform, build_train_transforms
 from vireid.data.types import Batch, Modality, Sample
 from vireid.errors import DatasetError
 
@@ -240,12 +239,8 @@ def build_train_loader(
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-    common = dict(pad=pad, flip=flip, random_erasing=random_erasing, mean=mean, std=std, exchange_p=exchange_p)
-    transforms = {
-        Modality.VISIBLE: build_train_transform(height, width, channel_augment=channel_augment, **common),
-        Modality.INFRARED: build_train_transform(height, width,
-                                                 channel_augment=infrared_channel_augment(channel_augment), **common),
-    }
+    transforms = build_train_transforms(height, width, channel_augment=channel_augment, pad=pad, flip=flip,
+                                        random_erasing=random_erasing, mean=mean, std=std, exchange_p=exchange_p)
     dataset = ImageDataset(samples, transforms[Modality.VISIBLE], pid_map=relabel(samples), in_memory=in_memory,
                            transform_by_modality=transforms)
     sampler = CrossModalitySampler(dataset.pids, dataset.modalities, num_ids, num_instances, seed=seed,

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from vireid.data.types import Modality
 from vireid.errors import ConfigError
 
 __all__ = [
@@ -289,3 +290,15 @@ def build_test_transform(
         raise ConfigError(f"transform sizes must be positive: height={height}, width={width}")
     return v2.Compose([ToRGB(), v2.Resize((height, width), antialias=True), *_to_float_tensor(),
                        v2.Normalize(mean=list(mean), std=list(std))])
+
+
+def build_train_transforms(height: int, width: int, *, channel_augment: str = "none",
+                           **options: Any) -> dict[Modality, Callable[[Image.Image], torch.Tensor]]:
+    """The train transform of each modality: ``channel_augment`` on visible images and
+    :func:`infrared_channel_augment` of it on infrared ones (CA is visible-only, seeds/001 §8).
+    ``options`` are :func:`build_train_transform`'s other keyword arguments."""
+    return {
+        Modality.VISIBLE: build_train_transform(height, width, channel_augment=channel_augment, **options),
+        Modality.INFRARED: build_train_transform(height, width,
+                                                 channel_augment=infrared_channel_augment(channel_augment), **options),
+    }

@@ -98,6 +98,17 @@ def random_target_plan(modality: np.ndarray, per_modality: int, num_batches: int
     return batches
 
 
+def run_domain_gap(model: nn.Module, cfg: AdaptConfig, runtime: Runtime) -> dict[str, float]:
+    """:func:`domain_gap` between the run's source training split and its target training images."""
+    from vireid.data.datasets import build_dataset
+
+    source = build.split_train_val(build.build_dataset_from_config(cfg.data).train, cfg.data.val_fraction,
+                                   cfg.runtime.seed)[0]
+    target = build_dataset(cfg.target.dataset, cfg.target.root, **cfg.target.options).train
+    return domain_gap(model, source, target, source_config(cfg), runtime, max_samples=cfg.dan.pad_max_samples,
+                      seed=cfg.runtime.seed)
+
+
 def domain_gap(model: nn.Module, source: Sequence[Sample], target: Sequence[Sample], cfg: TrainConfig,
                runtime: Runtime, *, max_samples: int = 1000, seed: int = 0,
                features: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
@@ -288,7 +299,7 @@ class AdaptTrainer(Trainer):
             plan = random_target_plan(self.target_modality, t.num_per_modality, num_batches, seed, epoch)
         if not hasattr(self, "_target_dataset"):
             self._target_dataset = ImageDataset(self.target_samples, transform=None,
-                                                transform_by_modality=build.build_transforms(cfg.data, train=True),
+                                                transform_by_modality=build.build_train_transforms(cfg.data),
                                                 in_memory=cfg.data.in_memory)
         generator = torch.Generator().manual_seed((cfg.runtime.seed * 1_000_003 + epoch * 7919 + 31) % 2**31)
         return DataLoader(self._target_dataset, batch_sampler=_ListBatchSampler(plan[skip:]),
@@ -425,13 +436,7 @@ def run_adaptation(cfg: AdaptConfig, run_dir: str | Path, runtime: Runtime, *,
     result["components"] = components(cfg)
     result["train"] = summary
     if cfg.dan.proxy_a_distance:
-        from vireid.data.datasets import build_dataset
-
-        source = build.split_train_val(build.build_dataset_from_config(cfg.data).train, cfg.data.val_fraction,
-                                       cfg.runtime.seed)[0]
-        target = build_dataset(cfg.target.dataset, cfg.target.root, **cfg.target.options).train
-        result["domain_gap"] = domain_gap(model, source, target, source_config(cfg), runtime,
-                                          max_samples=cfg.dan.pad_max_samples, seed=cfg.runtime.seed)
+        result["domain_gap"] = run_domain_gap(model, cfg, runtime)
     atomic_write_json(run_dir / RESULT_FILE, result)
     logger.info("%s on target %s: rank1 %.2f mAP %.2f", method, cfg.target.root, result["mean"]["rank1"],
                 result["mean"]["mAP"])

@@ -86,19 +86,11 @@ def split_train_val(samples: list[Sample], val_fraction: float, seed: int) -> tu
     return train, val
 
 
-def build_transforms(cfg: DataConfig, train: bool) -> dict[Modality, Callable]:
-    from vireid.data import transforms as T
+def build_train_transforms(cfg: DataConfig) -> dict[Modality, Callable]:
+    from vireid.data.transforms import build_train_transforms as build
 
-    if not train:
-        t = T.build_test_transform(cfg.height, cfg.width)
-        return {Modality.VISIBLE: t, Modality.INFRARED: t}
-    common = dict(pad=cfg.pad, flip=cfg.flip, random_erasing=cfg.random_erasing)
-    return {
-        Modality.VISIBLE: T.build_train_transform(cfg.height, cfg.width, channel_augment=cfg.channel_augment,
-                                                  exchange_p=cfg.channel_exchange_p, **common),
-        Modality.INFRARED: T.build_train_transform(
-            cfg.height, cfg.width, channel_augment=T.infrared_channel_augment(cfg.channel_augment), **common),
-    }
+    return build(cfg.height, cfg.width, channel_augment=cfg.channel_augment, exchange_p=cfg.channel_exchange_p,
+                 pad=cfg.pad, flip=cfg.flip, random_erasing=cfg.random_erasing)
 
 
 def build_batch_augment_from_config(cfg: DataConfig) -> Callable:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from vireid.config import DataConfig
 from vireid.data.types import Sample
@@ -38,13 +37,10 @@ def extract_features(
     flip: bool = False,
 ) -> np.ndarray:
     """(N, D) float32 embeddings of ``samples`` (test transform, eval mode), in the samples' order."""
-    from vireid.data.loader import ImageDataset, collate_batch
-    from vireid.engine.build import build_transforms
+    from vireid.data.loader import build_test_loader
 
-    dataset = ImageDataset(list(samples), transform=None,
-                           transform_by_modality=build_transforms(data_cfg, train=False))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=data_cfg.num_workers,
-                        collate_fn=collate_batch)
+    loader = build_test_loader(list(samples), height=data_cfg.height, width=data_cfg.width, batch_size=batch_size,
+                               num_workers=data_cfg.num_workers)
     was_training = model.training
     model.eval()
     out = []

@@ -121,7 +121,7 @@ class Trainer:
             self._train_dataset = ImageDataset(
                 self.train_samples,
                 transform=None,
-                transform_by_modality=build.build_transforms(d, train=True),
+                transform_by_modality=build.build_train_transforms(d),
                 pid_map=self.pid_map,
                 in_memory=d.in_memory,
             )
