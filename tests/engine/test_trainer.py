@@ -84,3 +84,31 @@ def test_nan_loss_is_a_clear_error(tiny_sysu, tmp_path):
     cfg = tiny_config(tiny_sysu, epochs=1, warmup_epochs=0, milestones=[], lr=1e30)
     with pytest.raises(FloatingPointError, match="is (nan|inf)"):
         Trainer(cfg, tmp_path / "run", _runtime(cfg)).fit()
+
+
+def test_subclass_hooks_add_a_loss_term_and_see_every_step(tiny_sysu, tmp_path):
+    """The public hooks: compute_losses may add weighted terms; on_epoch_start and after_step are called."""
+    calls = {"epochs": [], "steps": 0}
+
+    class WithPenalty(Trainer):
+        def on_epoch_start(self, epoch, skip):
+            calls["epochs"].append((epoch, skip))
+            return {"hook_epoch": float(epoch)}
+
+        def compute_losses(self, batch):
+            terms, extras = super().compute_losses(batch)
+            penalty = sum(p.square().sum() for p in self.model.parameters())
+            return [*terms, ("l2", 1e-4, penalty)], {**extras, "rows_seen": float(len(batch))}
+
+        def after_step(self, batch):
+            calls["steps"] += 1
+
+    cfg = tiny_config(tiny_sysu, epochs=1, milestones=[])
+    trainer = WithPenalty(cfg, tmp_path / "run", _runtime(cfg))
+    trainer.fit()
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert calls == {"epochs": [(0, 0)], "steps": 3}
+    assert record["hook_epoch"] == 0.0 and record["rows_seen"] == 8.0 and record["l2"] > 0
+    # the logged total is the weighted sum of the terms (averaged over the epoch's steps)
+    total = record["cross_entropy"] + record["wrt"] + 1e-4 * record["l2"]
+    assert record["loss"] == pytest.approx(total, rel=1e-5)

@@ -2,15 +2,17 @@
 
 :class:`AdaptTrainer` is the ordinary :class:`~vireid.engine.trainer.Trainer` (source data, model,
 source losses, optimiser, schedule, checkpoints, resume, validation on held-out *source*
-identities) with two hooks filled in:
+identities) with the trainer's public hooks filled in:
 
-- before each epoch (:meth:`AdaptTrainer._train_epoch`): refresh the target's pseudo labels from
+- before each epoch (:meth:`AdaptTrainer.on_epoch_start`): refresh the target's pseudo labels from
   features of the current model (hard labels from source prototypes, Eq. 5-7; DBSCAN clusters),
   reset the exemplar memory (Eq. 8-9), log the proxy A-distance (Eq. 1), and plan the epoch's
   target batches;
-- each step (:meth:`AdaptTrainer._step`): one forward pass over the source batch and a target
-  batch, the configured source losses (Eq. 10-11) on the source rows, and
-  ``lambda1 L_DAA + lambda2 L_soft + lambda3 L_CMA`` (Eq. 15; or the DBSCAN cluster loss) on the rest.
+- each step (:meth:`AdaptTrainer.compute_losses`): one forward pass over the source batch and a
+  target batch, the configured source losses (Eq. 10-11) on the source rows, and
+  ``lambda1 L_DAA + lambda2 L_soft + lambda3 L_CMA`` (Eq. 15; or the DBSCAN cluster loss) on the rest;
+  the discriminators' gradients are clipped with the model's (:meth:`AdaptTrainer.clip_parameters`)
+  and the exemplar memory is updated after the optimiser step (:meth:`AdaptTrainer.after_step`).
 
 The target's identity labels never reach a loss: target samples are renumbered by index before
 loading; the true ids only feed logged diagnostics (pseudo-label NMI).
@@ -43,7 +45,7 @@ from vireid.engine.inference import extract_features
 from vireid.engine.pseudo_labels import (ExemplarMemory, assign_hard_labels, class_prototypes, cluster_centroids,
                                          dbscan_labels, label_agreement)
 from vireid.engine.runtime import Runtime
-from vireid.engine.trainer import Trainer
+from vireid.engine.trainer import LossTerm, Trainer
 from vireid.errors import ConfigError, DatasetError
 from vireid.losses.domain import (cross_modal_alignment, discriminator_accuracy, domain_adversarial_loss,
                                   exemplar_logits, proxy_a_distance, soft_label_loss)
@@ -199,6 +201,7 @@ class AdaptTrainer(Trainer):
         self.centroids: torch.Tensor | None = None  # (K, D)
         self._epoch = 0
         self._refreshed_epoch: int | None = None
+        self._pending_memory: tuple[torch.Tensor, torch.Tensor] | None = None  # (index, x_t) of the step
 
     # ------------------------------------------------------------------ state
 
@@ -306,7 +309,8 @@ class AdaptTrainer(Trainer):
                           num_workers=cfg.data.num_workers, collate_fn=collate_batch, generator=generator,
                           worker_init_fn=seed_worker, pin_memory=self.runtime.device.type == "cuda")
 
-    def _train_epoch(self, epoch: int, skip: int) -> dict[str, Any]:
+    def on_epoch_start(self, epoch: int, skip: int) -> dict[str, Any]:
+        """Refresh the pseudo labels when due and open this epoch's target loader."""
         diag = self.refresh(epoch) if self._needs_refresh(epoch, skip) else {}
         self._train_loader(epoch, 0)  # builds the source sampler: its length sets the target batches
         self._batches_per_epoch = len(self._sampler)
@@ -314,15 +318,14 @@ class AdaptTrainer(Trainer):
         self._epoch, self._iteration = epoch, skip
         if self.discriminators is not None:
             self.discriminators.train()
-        record = super()._train_epoch(epoch, skip)
-        record.update(diag)
-        return record
+        return diag
 
     # ------------------------------------------------------------------ step
 
-    def _step(self, batch: Batch) -> dict[str, float]:
+    def compute_losses(self, batch: Batch) -> tuple[list[LossTerm], dict[str, float]]:
+        """Eq. 15: source losses on the source half, then DAA / hard / soft / CMA (or DBSCAN) on the
+        target batch drawn alongside (one forward pass over both)."""
         rt, cfg, d = self.runtime, self.acfg, self.acfg.dan
-        batch = self.batch_augment(batch.to(rt.device, non_blocking=True))
         target = next(self._target_iter).to(rt.device, non_blocking=True)
         n_s = len(batch)
         modality = torch.cat([batch.modality, target.modality])  # (B_s + B_t,)
@@ -364,30 +367,23 @@ class AdaptTrainer(Trainer):
             if bool(keep.any()) and self.centroids.shape[0] > 0:
                 value = F.cross_entropy(exemplar_logits(x_t[keep], self.centroids, d.memory_temperature), y[keep])
             terms.append(("dbscan", d.dbscan_weight, value))
-        total = None
-        for name, weight, value in terms:
-            build.finite_or_raise(value.detach(), f"loss {name}")
-            values[name] = float(value.detach())
-            total = weight * value if total is None else total + weight * value
-        assert total is not None
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        if cfg.optim.clip_grad_norm:
-            self.scaler.unscale_(self.optimizer)
-            params = list(self.model.parameters())
-            if self.discriminators is not None:
-                params += list(self.discriminators.parameters())
-            nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if src.logits is not None:  # source rows only: train_acc
+            values["_correct"] = float((src.logits.detach().argmax(1) == batch.pids).sum())
+        self._pending_memory = (index, x_t)  # the memory is updated after the optimiser step
+        return terms, values
+
+    def clip_parameters(self) -> list[nn.Parameter]:
+        params = super().clip_parameters()
+        if self.discriminators is not None:
+            params += list(self.discriminators.parameters())
+        return params
+
+    def after_step(self, batch: Batch) -> None:
+        index, x_t = self._pending_memory
+        self._pending_memory = None
         if self.memory is not None:
             self.memory.update(index, x_t)
         self._iteration += 1
-        values["loss"] = float(total.detach())
-        values["_rows"] = len(batch)  # source rows (after the batch augment): images_per_s and train_acc
-        if src.logits is not None:
-            values["_correct"] = float((src.logits.detach().argmax(1) == batch.pids).sum())
-        return values
 
 
 # ---------------------------------------------------------------------------- runs

@@ -6,6 +6,10 @@ Resume semantics: every epoch starts from RNG states that are a pure function of
 resumed at an epoch boundary continues exactly. A Ctrl-C mid-epoch saves the position and the
 RNG state; resuming from it is exact when ``data.num_workers == 0`` (worker processes hold
 their own RNG state, which a checkpoint cannot capture).
+
+Subclasses (the DAN adaptation trainer) change what a step optimises through the public hooks
+:meth:`Trainer.on_epoch_start`, :meth:`Trainer.compute_losses`, :meth:`Trainer.clip_parameters`
+and :meth:`Trainer.after_step`; the loop, checkpoints, logging and resume stay here.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ from vireid.engine.checkpoint import (
 )
 from vireid.engine.inference import extract_features
 from vireid.engine.runtime import Runtime, seed_everything
+from vireid.errors import ConfigError
 from vireid.utils.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+LossTerm = tuple[str, float, torch.Tensor]  # (name, weight, scalar value): the step minimises sum(weight * value)
 
 
 class _SkipBatches:
@@ -234,6 +241,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, skip: int) -> dict[str, Any]:
         cfg, rt = self.cfg, self.runtime
+        extra = self.on_epoch_start(epoch, skip)
         factor = build.set_epoch_lr(self.optimizer, epoch, cfg.optim)
         if skip and getattr(self, "_resume_rng", None) is not None:
             restore_rng(self._resume_rng)
@@ -275,34 +283,61 @@ class Trainer:
         record.update({k: v / max(count, 1) for k, v in sums.items() if not k.startswith("_")})
         if "_correct" in sums:
             record["train_acc"] = sums["_correct"] / max(seen, 1)
+        record.update(extra)
         logger.info("epoch %d: %s", epoch + 1, {k: (round(v, 4) if isinstance(v, float) else v)
                                                  for k, v in record.items() if k != "kind"})
         return record
 
+    # ------------------------------------------------------------------ hooks for subclasses
+
+    def on_epoch_start(self, epoch: int, skip: int) -> dict[str, Any]:
+        """Called first in every epoch (before the learning rate and the RNG are set; ``skip`` > 0
+        when resuming mid-epoch). Returns diagnostics merged into the epoch's record. No-op here."""
+        return {}
+
+    def compute_losses(self, batch: Batch) -> tuple[list[LossTerm], dict[str, float]]:
+        """Forward ``batch`` (on the device, after the batch augment) and return the weighted loss
+        terms ``(name, weight, value)`` to be summed, and extra scalars to log.
+
+        Here: the configured losses on the model output. Keys of the extras starting with ``_`` are
+        summed over the epoch but not logged per step (``_correct``: correct identity predictions).
+        """
+        images = self.runtime.prepare_images(batch.images)
+        with self.runtime.autocast():
+            out = self.model(images, batch.modality)
+        extras: dict[str, float] = {}
+        if out.logits is not None:
+            extras["_correct"] = float((out.logits.detach().argmax(1) == batch.pids).sum())
+        return [(loss.name, loss.weight, loss.fn(out, batch)) for loss in self.losses], extras
+
+    def clip_parameters(self) -> list[nn.Parameter]:
+        """The parameters whose gradient norm ``optim.clip_grad_norm`` bounds."""
+        return list(self.model.parameters())
+
+    def after_step(self, batch: Batch) -> None:
+        """Called after every optimiser step (e.g. to update a memory bank). No-op here."""
+
     def _step(self, batch: Batch) -> dict[str, float]:
         rt, cfg = self.runtime, self.cfg
         batch = self.batch_augment(batch.to(rt.device, non_blocking=True))
-        images = rt.prepare_images(batch.images)
-        with rt.autocast():
-            out = self.model(images, batch.modality)
-        values: dict[str, float] = {}
+        terms, values = self.compute_losses(batch)
         total = None
-        for loss in self.losses:
-            value = loss.fn(out, batch)
-            build.finite_or_raise(value.detach(), f"loss {loss.name}")
-            values[loss.name] = float(value.detach())
-            total = loss.weight * value if total is None else total + loss.weight * value
+        for name, weight, value in terms:
+            build.finite_or_raise(value.detach(), f"loss {name}")
+            values[name] = float(value.detach())
+            total = weight * value if total is None else total + weight * value
+        if total is None:
+            raise ConfigError("no loss to train: the config's losses list is empty")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if cfg.optim.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad_norm)
+            nn.utils.clip_grad_norm_(self.clip_parameters(), cfg.optim.clip_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.after_step(batch)
         values["loss"] = float(total.detach())
         values["_rows"] = len(batch)  # after the batch augment (CAJ adds a third view)
-        if out.logits is not None:
-            values["_correct"] = float((out.logits.detach().argmax(1) == batch.pids).sum())
         return values
 
     # ------------------------------------------------------------------ validation
