@@ -136,3 +136,31 @@ def test_baselines_and_the_command(data: tuple[Path, Path], tmp_path: Path,
     assert printed["components"] == ["source", "cma"]
     with pytest.raises(ConfigError, match="already holds a run"):
         adapt_command.run(args)
+
+
+@pytest.mark.slow
+def test_dan_adapts_to_a_manifest_target_and_scores_its_protocol(data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Source and target may be different readers: SYSU-MM01 layout -> a manifest (CSV) dataset."""
+    from vireid.data.datasets import build_dataset
+    from vireid.data.types import Modality
+
+    noise = build_dataset("sysu-mm01", data[1])
+    rows = [(s.relpath, s.pid, s.camid, s.modality.name.lower(), split)
+            for split, samples in (("train", noise.train), ("test", noise.test)) for s in samples]
+    manifest = data[1] / "manifest.csv"  # beside the images: its paths are relative to its folder
+    manifest.write_text("path,identity,camera,modality,split\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    try:
+        values = _cfg(data, tmp_path, proxy_a_distance=False)
+        values["target"] = {"dataset": "manifest", "root": str(manifest), "num_per_modality": 2, "num_ids": 2,
+                            "num_instances": 2}
+        cfg = adapt_config_from_dict(values)
+        result = run_adaptation(cfg, tmp_path / "run", setup_runtime("cpu", seed=0))
+    finally:
+        manifest.unlink()
+    assert result["method"] == "dan" and 0 <= result["mean"]["mAP"] <= 100
+    # scored on the manifest's own protocol: its infrared test images against its visible ones
+    num_ir = sum(s.modality == Modality.INFRARED for s in noise.test)
+    assert result["settings"]["direction"] == "infrared-to-visible"
+    assert result["trials"][0]["num_query"] == num_ir and result["dataset"] == "manifest"
+    view = load_config(tmp_path / "run" / "config.yaml")
+    assert (view.data.dataset, view.data.root) == ("manifest", str(manifest))
