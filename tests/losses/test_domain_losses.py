@@ -56,6 +56,28 @@ def test_proxy_a_distance_separable_vs_identical_domains() -> None:
         proxy_a_distance(a[:1], same)
 
 
+def test_proxy_a_distance_key_split_keeps_copies_on_one_side() -> None:
+    """A derived target (the same images, or slightly changed copies): a row split puts an image and
+    its copy on opposite sides, the SVM's memory mislabels one by the other and d_A goes towards -2;
+    splitting by key (image path) keeps pairs together and gives ~0."""
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(300, 256))  # more dimensions than training rows: the SVM memorises
+    tgt = src + rng.normal(scale=0.01, size=src.shape)  # a near-copy of each row
+    keys = [f"cam1/{i:04d}.jpg" for i in range(len(src))]
+    assert proxy_a_distance(src, tgt, seed=0) < -0.5  # the artifact (-1.03 here)
+    assert abs(proxy_a_distance(src, tgt, seed=0, source_keys=keys, target_keys=keys)) < 0.4
+    # shuffled rows: the keys, not the order, pair the rows
+    order = rng.permutation(len(src))
+    assert abs(proxy_a_distance(src, tgt[order], seed=0, source_keys=keys,
+                                target_keys=[keys[i] for i in order])) < 0.4
+    far = tgt + np.r_[20.0, np.zeros(255)]
+    assert proxy_a_distance(src, far, seed=0, source_keys=keys, target_keys=keys) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="both"):
+        proxy_a_distance(src, tgt, source_keys=keys)
+    with pytest.raises(ValueError, match="299 target keys for 300 rows"):
+        proxy_a_distance(src, tgt, source_keys=keys, target_keys=keys[1:])
+
+
 # ----------------------------------------------------------------------------- soft labels
 
 

@@ -117,7 +117,8 @@ def domain_gap(model: nn.Module, source: Sequence[Sample], target: Sequence[Samp
     """Proxy A-distance (seeds/000 Eq. 1) between source and target embeddings, per modality.
 
     At most ``max_samples`` images per domain and modality (seeded); ``features`` reuses
-    already extracted (source, target) embeddings in the samples' order.
+    already extracted (source, target) embeddings in the samples' order. The SVM's train/test
+    split groups images by relative path (see :func:`~vireid.losses.domain.proxy_a_distance`).
     """
     rng = np.random.default_rng(seed)
     out: dict[str, float] = {}
@@ -133,7 +134,9 @@ def domain_gap(model: nn.Module, source: Sequence[Sample], target: Sequence[Samp
             ft = extract_features(model, [target[i] for i in idx[1]], cfg.data, runtime, batch_size=cfg.eval.batch_size)
         else:
             fs, ft = features[0][idx[0]], features[1][idx[1]]
-        out[f"pad_{m.name.lower()}"] = proxy_a_distance(fs, ft, seed=seed)
+        # split by relative path: an image and its derived copy (vireid domains) stay on one side
+        keys = [source[i].relpath for i in idx[0]], [target[i].relpath for i in idx[1]]
+        out[f"pad_{m.name.lower()}"] = proxy_a_distance(fs, ft, seed=seed, source_keys=keys[0], target_keys=keys[1])
     return out
 
 
