@@ -120,8 +120,11 @@ class DANConfig:
     discriminator_dropout: float = 0.5
     discriminator_lr_mult: float = 1.0
     """Discriminator learning rate = ``optim.lr * discriminator_lr_mult``."""
-    daa_feature: str = "features"
-    """Feature the discriminators read (pooled, pre-BN)."""
+    daa_feature: str = "bn_features"
+    """Feature the discriminators read: the BNNeck output (the seed lists "BN" with DAA without
+    defining it, METHODS.md §2). On AGW's pooled pre-BN ``features`` (a large common offset, tiny
+    per-dimension spread) the discriminators stayed at chance for a whole run (loss 4 ln 2,
+    accuracy 0.50) and DAA did nothing; see the README's DAN section."""
     target_feature: str = "bn_features"
     """Feature of the soft-label, CMA and DBSCAN losses (the retrieval embedding)."""
     cma_normalize: bool = True

@@ -2,7 +2,9 @@
 
 Dual Alignment Network, Fu et al., TCSVT 2022 (seeds/000 slide "Domain adversarial alignment",
 Eq. 1-4; METHODS.md §2 DAA): one discriminator ``D_p`` per modality ``p`` (visible, infrared)
-scores pooled features as source (1) or target (0); the extractor sees the reversed gradient.
+scores an embedding as source (1) or target (0); the extractor sees the reversed gradient. Which
+embedding is the trainer's choice (``dan.daa_feature``, default the BNNeck output: the seed lists
+"BN" with DAA, and on AGW's pooled pre-BN features the discriminators measured at chance).
 
 The discriminators are kept out of the re-ID model on purpose: the retrieval model's checkpoint
 stays loadable by ``vireid test`` and the adaptation trainer owns these extra parameters.
@@ -22,8 +24,8 @@ from vireid.models.grl import grad_reverse
 class DomainDiscriminator(nn.Module):
     """MLP ``in_dim -> hidden... -> 1`` returning a source-vs-target logit per row.
 
-    METHODS.md §2 [UNSPEC->default]: ``2048-1024-1024-1`` on pooled features, ReLU between the
-    layers; ``dropout`` after each hidden layer (0.5 in the public DANN/CDAN code [ext]).
+    METHODS.md §2 [UNSPEC->default]: ``2048-1024-1024-1`` (input size = the embedding's), ReLU
+    between the layers; ``dropout`` after each hidden layer (0.5 in the public DANN/CDAN code [ext]).
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int] = (1024, 1024), dropout: float = 0.5) -> None:
