@@ -48,6 +48,9 @@ class DataConfig:
     (channel random erasing, both modalities, probability ``random_erasing``), ``ca+cre``."""
     channel_exchange_p: float = 1.0
     """Probability that ``ca`` replaces a visible image by one of its channels or its gray version."""
+    infrared_adap_gray: bool = False
+    """The CAJ code's ``ChannelAdapGray`` on infrared images (normalised channel copy or gray;
+    :class:`vireid.data.transforms.ChannelAdapGray`)."""
     batch_augment: str = "none"
     """Batch-level augmentation on the device (``vireid.data.batch_augment``), e.g. CAJ joint learning."""
     batch_augment_params: dict[str, Any] = field(default_factory=dict)

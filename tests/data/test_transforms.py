@@ -194,3 +194,46 @@ def test_channel_augment_names_and_errors() -> None:
         ChannelExchange()(torch.zeros(3, 4, 4, dtype=torch.uint8))
     with pytest.raises(ValueError, match="area"):
         ChannelRandomErasing(area=(0.5, 0.1))
+
+
+def test_channel_adap_gray_outcomes_match_a_per_image_loop() -> None:
+    """CAJ code's ChannelAdapGray: randint(0, 3) picks R, G, B copy or (gray with p, else identity)."""
+    from vireid.data.transforms import ChannelAdapGray
+
+    x = torch.randn(400, 3, 4, 2)  # normalised tensors: the three channels differ
+    out = ChannelAdapGray(0.5, generator=torch.Generator().manual_seed(7))(x)
+    g = torch.Generator().manual_seed(7)  # the same draws, in the same order
+    choice, u = torch.randint(4, (400,), generator=g), torch.rand(400, generator=g)
+    counts = {"copy": 0, "gray": 0, "same": 0}
+    for i in range(400):
+        c = int(choice[i])
+        if c < 3:
+            expected, kind = x[i, c].expand(3, 4, 2), "copy"
+        elif u[i] < 0.5:
+            gray = sum(w * x[i, k] for k, w in enumerate(GRAY_WEIGHTS))
+            expected, kind = gray.expand(3, 4, 2), "gray"
+        else:
+            expected, kind = x[i], "same"
+        torch.testing.assert_close(out[i], expected)
+        counts[kind] += 1
+    assert 250 < counts["copy"] < 350 and counts["gray"] > 20 and counts["same"] > 20  # 3/4, 1/8, 1/8
+    assert torch.equal(ChannelAdapGray(0.0, generator=torch.Generator().manual_seed(7))(x)[choice == 3], x[choice == 3])
+    with pytest.raises(ValueError, match="p must be in"):
+        ChannelAdapGray(1.5)
+    with pytest.raises(TypeError, match="expects a float tensor"):
+        ChannelAdapGray()(torch.zeros(1, 4, 4))
+
+
+def test_infrared_adap_gray_only_in_the_infrared_pipeline() -> None:
+    from vireid.data.transforms import ChannelAdapGray, build_train_transforms
+    from vireid.data.types import Modality
+
+    pipes = build_train_transforms(16, 8, channel_augment="ca", infrared_adap_gray=True)
+    kinds = {m: [type(t).__name__ for t in pipes[m].transforms] for m in Modality}
+    assert kinds[Modality.INFRARED][-1] == "ChannelAdapGray" and "ChannelAdapGray" not in kinds[Modality.VISIBLE]
+    assert "ChannelExchange" in kinds[Modality.VISIBLE] and "ChannelExchange" not in kinds[Modality.INFRARED]
+    # an infrared image stays a 3-channel tensor of the right size; off by default
+    img = Image.fromarray(np.full((32, 16), 120, dtype=np.uint8), mode="L")
+    assert pipes[Modality.INFRARED](img).shape == (3, 16, 8)
+    assert not any(isinstance(t, ChannelAdapGray)
+                   for t in build_train_transforms(16, 8)[Modality.INFRARED].transforms)

@@ -97,3 +97,11 @@ def test_runtime_choices():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_train_transforms_from_config_carry_the_infrared_option():
+    from vireid.config import DataConfig
+
+    pipes = build.build_train_transforms(DataConfig(height=16, width=8, infrared_adap_gray=True))
+    names = {m: [type(t).__name__ for t in pipes[m].transforms] for m in Modality}
+    assert "ChannelAdapGray" in names[Modality.INFRARED] and "ChannelAdapGray" not in names[Modality.VISIBLE]

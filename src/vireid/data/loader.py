@@ -228,19 +228,22 @@ def build_train_loader(
     std: Sequence[float] = IMAGENET_STD,
     channel_augment: str = "none",
     exchange_p: float = 1.0,
+    infrared_adap_gray: bool = False,
 ) -> DataLoader:
     """Training loader: batches of P ids x (K visible + K infrared) as :class:`Batch`.
 
     Labels are :func:`relabel` of ``samples`` (``loader.dataset.pid_map``, one class per raw id,
     including ids the sampler skips for lacking a modality). Transforms: :func:`build_train_transform`
     with ``channel_augment`` for visible images and :func:`infrared_channel_augment` of it for
-    infrared ones (CA is visible-only, seeds/001 §8). Call ``loader.batch_sampler.set_epoch(e)``
+    infrared ones (CA is visible-only, seeds/001 §8), plus :class:`ChannelAdapGray` on infrared ones
+    with ``infrared_adap_gray``. Call ``loader.batch_sampler.set_epoch(e)``
     before each epoch. ``len(loader)`` is the number of batches of this rank.
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     transforms = build_train_transforms(height, width, channel_augment=channel_augment, pad=pad, flip=flip,
-                                        random_erasing=random_erasing, mean=mean, std=std, exchange_p=exchange_p)
+                                        random_erasing=random_erasing, mean=mean, std=std, exchange_p=exchange_p,
+                                        infrared_adap_gray=infrared_adap_gray)
     dataset = ImageDataset(samples, transforms[Modality.VISIBLE], pid_map=relabel(samples), in_memory=in_memory,
                            transform_by_modality=transforms)
     sampler = CrossModalitySampler(dataset.pids, dataset.modalities, num_ids, num_instances, seed=seed,

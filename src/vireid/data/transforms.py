@@ -27,7 +27,7 @@ from vireid.errors import ConfigError
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "CHANNEL_AUGMENTS", "GRAY_WEIGHTS",
-    "ToRGB", "ChannelExchange", "ChannelRandomErasing",
+    "ToRGB", "ChannelExchange", "ChannelAdapGray", "ChannelRandomErasing",
     "build_train_transform", "build_test_transform", "infrared_channel_augment",
 ]
 
@@ -133,6 +133,45 @@ class ChannelExchange:
 
     def __repr__(self) -> str:
         return f"ChannelExchange(p={self.p}, include_gray={self.include_gray})"
+
+
+class ChannelAdapGray:
+    """Infrared channel adaptation of the public CAJ code (``ChannelAdapGray``; METHODS.md §4 [ext]).
+
+    Runs on the *normalised* tensor, as in the code: one of four outcomes with equal probability,
+    three replace every channel by channel R, G or B, the fourth replaces them by the gray mix
+    ``0.2989 R + 0.5870 G + 0.1140 B`` with probability ``p`` and otherwise leaves the image. On an
+    infrared image (R = G = B before normalisation) this changes brightness and contrast slightly,
+    because each channel was normalised with its own mean and std. Input ``(..., 3, H, W)``; a
+    batch gets independent draws.
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"ChannelAdapGray p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.generator = generator
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if not isinstance(img, torch.Tensor) or not img.is_floating_point() or img.ndim < 3 or img.shape[-3] != 3:
+            raise TypeError("ChannelAdapGray expects a float tensor (..., 3, H, W), got "
+                            f"{type(img).__name__} {tuple(getattr(img, 'shape', ()))} {getattr(img, 'dtype', '')}")
+        lead = img.shape[:-3]
+        x = img.reshape(-1, *img.shape[-3:])  # (N, 3, H, W)
+        n = x.shape[0]
+        choice = torch.randint(4, (n,), generator=self.generator)  # (N,) 0-2 channel copy, 3 gray or identity
+        gray_draw = _rand(self.generator, n) < self.p  # (N,)
+        w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)  # (3,)
+        gray = torch.einsum("nchw,c->nhw", x, w)  # (N, H, W)
+        candidates = torch.stack([x[:, 0], x[:, 1], x[:, 2], gray], dim=1)  # (N, 4, H, W)
+        pick = choice.to(x.device).view(n, 1, 1, 1).expand(n, 1, *x.shape[-2:])  # (N, 1, H, W)
+        single = candidates.gather(1, pick).expand(n, 3, *x.shape[-2:])  # (N, 3, H, W)
+        keep = (choice == 3) & ~gray_draw  # (N,) the fourth outcome without gray: unchanged
+        out = torch.where(keep.to(x.device).view(n, 1, 1, 1), x, single)  # (N, 3, H, W)
+        return out.reshape(*lead, *out.shape[-3:]).contiguous()  # (..., 3, H, W)
+
+    def __repr__(self) -> str:
+        return f"ChannelAdapGray(p={self.p})"
 
 
 class ChannelRandomErasing:
@@ -241,6 +280,7 @@ def build_train_transform(
     std: Sequence[float] = IMAGENET_STD,
     channel_augment: str = "none",
     exchange_p: float = 1.0,
+    adap_gray: bool = False,
 ) -> v2.Compose:
     """Training pipeline, PIL image -> float (3, height, width), AGW settings (seeds/001 §1).
 
@@ -255,7 +295,9 @@ def build_train_transform(
       in image space before normalisation so the output is ``normalise((x^c, x^c, x^c))``;
     * ``"ca+cre"``: both, CRE first as in the CAJ code.
 
-    ``random_erasing=0`` turns erasing off (the AGW recipe has none). Uses torch's global RNG.
+    ``random_erasing=0`` turns erasing off (the AGW recipe has none). ``adap_gray`` appends
+    :class:`ChannelAdapGray` (p = 0.5) on the normalised tensor, as the CAJ code does for infrared
+    images. Uses torch's global RNG.
     """
     aug = _check_channel_augment(channel_augment)
     if height < 1 or width < 1 or pad < 0:
@@ -275,6 +317,8 @@ def build_train_transform(
     steps.append(v2.Normalize(mean=list(mean), std=list(std)))
     if "cre" not in aug and random_erasing > 0:
         steps.append(v2.RandomErasing(p=random_erasing, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0.0))
+    if adap_gray:
+        steps.append(ChannelAdapGray(0.5))
     return v2.Compose(steps)
 
 
@@ -293,12 +337,14 @@ def build_test_transform(
 
 
 def build_train_transforms(height: int, width: int, *, channel_augment: str = "none",
+                           infrared_adap_gray: bool = False,
                            **options: Any) -> dict[Modality, Callable[[Image.Image], torch.Tensor]]:
     """The train transform of each modality: ``channel_augment`` on visible images and
-    :func:`infrared_channel_augment` of it on infrared ones (CA is visible-only, seeds/001 §8).
+    :func:`infrared_channel_augment` of it on infrared ones (CA is visible-only, seeds/001 §8);
+    ``infrared_adap_gray`` adds :class:`ChannelAdapGray` to the infrared pipeline (CAJ code).
     ``options`` are :func:`build_train_transform`'s other keyword arguments."""
     return {
         Modality.VISIBLE: build_train_transform(height, width, channel_augment=channel_augment, **options),
-        Modality.INFRARED: build_train_transform(height, width,
-                                                 channel_augment=infrared_channel_augment(channel_augment), **options),
+        Modality.INFRARED: build_train_transform(height, width, channel_augment=infrared_channel_augment(channel_augment),
+                                                 adap_gray=infrared_adap_gray, **options),
     }

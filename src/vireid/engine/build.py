@@ -90,7 +90,8 @@ def build_train_transforms(cfg: DataConfig) -> dict[Modality, Callable]:
     from vireid.data.transforms import build_train_transforms as build
 
     return build(cfg.height, cfg.width, channel_augment=cfg.channel_augment, exchange_p=cfg.channel_exchange_p,
-                 pad=cfg.pad, flip=cfg.flip, random_erasing=cfg.random_erasing)
+                 infrared_adap_gray=cfg.infrared_adap_gray, pad=cfg.pad, flip=cfg.flip,
+                 random_erasing=cfg.random_erasing)
 
 
 def build_batch_augment_from_config(cfg: DataConfig) -> Callable:
