@@ -74,6 +74,25 @@ class ToRGB:
         return "ToRGB()"
 
 
+def _as_rgb_batch(img: Any, name: str) -> torch.Tensor:
+    """``(..., 3, H, W)`` float tensor -> ``(N, 3, H, W)`` view; a clear error otherwise."""
+    if not isinstance(img, torch.Tensor) or not img.is_floating_point() or img.ndim < 3 or img.shape[-3] != 3:
+        raise TypeError(f"{name} expects a float tensor (..., 3, H, W), got "
+                        f"{type(img).__name__} {tuple(getattr(img, 'shape', ()))} {getattr(img, 'dtype', '')}")
+    return img.reshape(-1, *img.shape[-3:])
+
+
+def _single_channel(x: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+    """Row i of ``x`` (N, 3, H, W) with every channel replaced by channel ``choice[i]`` (0-2) or, for
+    3, the gray mix :data:`GRAY_WEIGHTS` -> (N, 3, H, W)."""
+    n = x.shape[0]
+    w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)  # (3,)
+    gray = torch.einsum("nchw,c->nhw", x, w)  # (N, H, W)
+    candidates = torch.stack([x[:, 0], x[:, 1], x[:, 2], gray], dim=1)  # (N, 4, H, W)
+    pick = choice.to(x.device).view(n, 1, 1, 1).expand(n, 1, *x.shape[-2:])  # (N, 1, H, W)
+    return candidates.gather(1, pick).expand(n, 3, *x.shape[-2:])  # (N, 3, H, W)
+
+
 class ChannelExchange:
     """Channel exchange, CAJ seeds/001 §8 (METHODS.md §4 "CA"): ``x~ = (x^c, x^c, x^c)``.
 
@@ -107,12 +126,8 @@ class ChannelExchange:
         self.generator = generator
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        if not isinstance(img, torch.Tensor) or not img.is_floating_point() or img.ndim < 3 or img.shape[-3] != 3:
-            raise TypeError("ChannelExchange expects a float tensor (..., 3, H, W), got "
-                            f"{type(img).__name__} {tuple(getattr(img, 'shape', ()))} {getattr(img, 'dtype', '')}")
-        lead = img.shape[:-3]
-        x = img.reshape(-1, *img.shape[-3:])  # (N, 3, H, W)
-        n = x.shape[0]
+        x = _as_rgb_batch(img, "ChannelExchange")  # (N, 3, H, W)
+        lead, n = img.shape[:-3], x.shape[0]
         apply = _rand(self.generator, n) < self.p  # (N,)
         choice = torch.randint(4 if self.include_gray else 3, (n,), generator=self.generator)  # (N,)
         if not bool(apply.any()):
@@ -121,12 +136,7 @@ class ChannelExchange:
             m = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)  # (1, 3, 1, 1)
             s = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)  # (1, 3, 1, 1)
             x = x * s + m  # (N, 3, H, W) image space
-        w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)  # (3,)
-        gray = torch.einsum("nchw,c->nhw", x, w)  # (N, H, W)
-        candidates = torch.stack([x[:, 0], x[:, 1], x[:, 2], gray], dim=1)  # (N, 4, H, W)
-        pick = choice.to(x.device).view(n, 1, 1, 1).expand(n, 1, *x.shape[-2:])  # (N, 1, H, W)
-        single = candidates.gather(1, pick).expand(n, 3, *x.shape[-2:])  # (N, 3, H, W)
-        out = torch.where(apply.to(x.device).view(n, 1, 1, 1), single, x)  # (N, 3, H, W)
+        out = torch.where(apply.to(x.device).view(n, 1, 1, 1), _single_channel(x, choice), x)  # (N, 3, H, W)
         if self.mean is not None:
             out = (out - m) / s  # (N, 3, H, W) normalised again
         return out.reshape(*lead, *out.shape[-3:]).contiguous()  # (..., 3, H, W)
@@ -153,21 +163,12 @@ class ChannelAdapGray:
         self.generator = generator
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        if not isinstance(img, torch.Tensor) or not img.is_floating_point() or img.ndim < 3 or img.shape[-3] != 3:
-            raise TypeError("ChannelAdapGray expects a float tensor (..., 3, H, W), got "
-                            f"{type(img).__name__} {tuple(getattr(img, 'shape', ()))} {getattr(img, 'dtype', '')}")
-        lead = img.shape[:-3]
-        x = img.reshape(-1, *img.shape[-3:])  # (N, 3, H, W)
-        n = x.shape[0]
+        x = _as_rgb_batch(img, "ChannelAdapGray")  # (N, 3, H, W)
+        lead, n = img.shape[:-3], x.shape[0]
         choice = torch.randint(4, (n,), generator=self.generator)  # (N,) 0-2 channel copy, 3 gray or identity
         gray_draw = _rand(self.generator, n) < self.p  # (N,)
-        w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)  # (3,)
-        gray = torch.einsum("nchw,c->nhw", x, w)  # (N, H, W)
-        candidates = torch.stack([x[:, 0], x[:, 1], x[:, 2], gray], dim=1)  # (N, 4, H, W)
-        pick = choice.to(x.device).view(n, 1, 1, 1).expand(n, 1, *x.shape[-2:])  # (N, 1, H, W)
-        single = candidates.gather(1, pick).expand(n, 3, *x.shape[-2:])  # (N, 3, H, W)
         keep = (choice == 3) & ~gray_draw  # (N,) the fourth outcome without gray: unchanged
-        out = torch.where(keep.to(x.device).view(n, 1, 1, 1), x, single)  # (N, 3, H, W)
+        out = torch.where(keep.to(x.device).view(n, 1, 1, 1), x, _single_channel(x, choice))  # (N, 3, H, W)
         return out.reshape(*lead, *out.shape[-3:]).contiguous()  # (..., 3, H, W)
 
     def __repr__(self) -> str:
