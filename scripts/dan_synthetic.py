@@ -216,7 +216,8 @@ def summarise(results: dict[str, dict[str, list[dict]]]) -> dict[str, Any]:
             cell: dict[str, Any] = {"seeds": len(runs)}
             for key in METRICS:
                 values = [r["mean"][key] for r in runs]
-                cell[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+                std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0  # sample std over seeds
+                cell[key] = {"mean": float(np.mean(values)), "std": std, "values": values}
             gaps = [r["domain_gap"] for r in runs if "domain_gap" in r]
             if gaps:
                 cell["proxy_a_distance"] = {k: float(np.mean([g[k] for g in gaps])) for k in gaps[0]}
@@ -230,7 +231,7 @@ def markdown(table: dict[str, Any], args: argparse.Namespace, command: str) -> s
              f"{args.images_per_camera} --height {args.image_height} --width {args.image_width}`; targets: its "
              f"`vireid domains` versions (seed {args.data_seed + 1}) and an independent synth (seed "
              f"{args.data_seed + 1000}). Test: target SYSU-MM01-layout protocol (all-search, single-shot, the "
-             f"dataset's own gallery draws). Mean ± std over training seeds {args.seeds}; percent.", ""]
+             f"dataset's own gallery draws). Mean ± sample std over training seeds {args.seeds}; percent.", ""]
     for target, rows in table.items():
         lines += [f"## source -> {target}", "",
                   "| method | R1 | R5 | R10 | mAP | mINP | PAD vis / IR |", "|---|---|---|---|---|---|---|"]
