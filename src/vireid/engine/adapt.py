@@ -136,7 +136,11 @@ def domain_gap(model: nn.Module, source: Sequence[Sample], target: Sequence[Samp
             fs, ft = features[0][idx[0]], features[1][idx[1]]
         # split by relative path: an image and its derived copy (vireid domains) stay on one side
         keys = [source[i].relpath for i in idx[0]], [target[i].relpath for i in idx[1]]
-        out[f"pad_{m.name.lower()}"] = proxy_a_distance(fs, ft, seed=seed, source_keys=keys[0], target_keys=keys[1])
+        try:
+            out[f"pad_{m.name.lower()}"] = proxy_a_distance(fs, ft, seed=seed, source_keys=keys[0],
+                                                            target_keys=keys[1])
+        except ValueError as exc:  # a diagnostic: a handful of images must not stop a training run
+            logger.warning("proxy A-distance (%s) skipped: %s", m.name.lower(), exc)
     return out
 
 
