@@ -23,7 +23,7 @@ from PIL import Image, ImageFilter
 
 from vireid.data.loader import ImageDataset, build_train_loader
 from vireid.data.transforms import build_train_transform
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 
 
 def write_images(root: Path, n: int, ids: int) -> list[Sample]:

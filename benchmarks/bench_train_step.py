@@ -39,7 +39,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
     """Time ``args.steps`` training steps of one variant in this process."""
     import torch
 
-    from vireid.data.types import Batch
+    from vireid.types import Batch
     from vireid.losses import build_loss
     from vireid.models import create_model
 

@@ -8,7 +8,7 @@ import torch
 from vireid.data.batch_augment import build_batch_augment, list_batch_augments
 from vireid.data.caj import caj_joint
 from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses import build_loss
 from vireid.models import create_model
 

@@ -11,7 +11,7 @@ import pytest
 
 from vireid.data.datasets import LLCM, build_dataset, plan_for_relpaths
 from vireid.data.datasets.common import resource_path
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.errors import ConfigError, DatasetError, FeaturesError
 from vireid.evaluation.protocols import Exclusion
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vireid.data.datasets import build_dataset, dataset_names, plan_for_relpaths, samples_from_relpaths
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.errors import ConfigError, DatasetError
 from vireid.evaluation.protocols import Exclusion, evaluate_plan
 

@@ -13,7 +13,7 @@ import scipy.io
 
 from vireid.data.datasets import SYSUMM01, build_dataset, plan_for_relpaths
 from vireid.data.datasets.common import resource_path
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.errors import ConfigError, DatasetError, FeaturesError
 from vireid.evaluation.protocols import Exclusion, evaluate_plan
 

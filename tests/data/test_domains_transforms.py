@@ -9,7 +9,7 @@ from PIL import Image
 
 from vireid.data.domains import (KINDS, add_noise, change_color, change_lighting, highpass, image_rng, make_params,
                                  occlude, transform_image)
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from vireid.data.loader import (ImageDataset, build_test_loader, build_train_loader, collate_batch, decode_image,
                                 relabel)
 from vireid.data.transforms import build_test_transform, build_train_transform
-from vireid.data.types import Batch, Modality, Sample
+from vireid.types import Batch, Modality, Sample
 from vireid.errors import DatasetError
 
 H, W = 16, 8

@@ -226,7 +226,7 @@ def test_channel_adap_gray_outcomes_match_a_per_image_loop() -> None:
 
 def test_infrared_adap_gray_only_in_the_infrared_pipeline() -> None:
     from vireid.data.transforms import ChannelAdapGray, build_train_transforms
-    from vireid.data.types import Modality
+    from vireid.types import Modality
 
     pipes = build_train_transforms(16, 8, channel_augment="ca", infrared_adap_gray=True)
     kinds = {m: [type(t).__name__ for t in pipes[m].transforms] for m in Modality}

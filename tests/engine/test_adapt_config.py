@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from vireid.config import TrainConfig
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.engine.adapt import anonymise, random_target_plan, slice_output
 from vireid.engine.adapt_config import (ABLATIONS, VARIANTS, AdaptConfig, components, load_adapt_config, source_config,
                                         target_view, variant_overrides)
 from vireid.errors import ConfigError
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 RECIPE = """
 name: dan_test

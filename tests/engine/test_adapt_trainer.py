@@ -142,7 +142,7 @@ def test_baselines_and_the_command(data: tuple[Path, Path], tmp_path: Path,
 def test_dan_adapts_to_a_manifest_target_and_scores_its_protocol(data: tuple[Path, Path], tmp_path: Path) -> None:
     """Source and target may be different readers: SYSU-MM01 layout -> a manifest (CSV) dataset."""
     from vireid.data.datasets import build_dataset
-    from vireid.data.types import Modality
+    from vireid.types import Modality
 
     noise = build_dataset("sysu-mm01", data[1])
     rows = [(s.relpath, s.pid, s.camid, s.modality.name.lower(), split)

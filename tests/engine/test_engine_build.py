@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vireid.config import OptimConfig
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.engine import build
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from vireid.engine.runtime import resolve_device, setup_runtime

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.errors import FeaturesError
 from vireid.evaluation.metrics import evaluate_distances
 from vireid.evaluation.protocols import EvalPlan, Exclusion, Trial, evaluate_plan, format_table

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses import build_loss, weighted_regularized_triplet
 from vireid.losses.caj import squared_difference_wrt, wrt_margins
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 def softplus(x: float) -> float:

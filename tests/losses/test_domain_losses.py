@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses import build_loss
 from vireid.losses.domain import (cross_modal_alignment, discriminator_accuracy, domain_adversarial_loss,
                                   exemplar_logits, proxy_a_distance, soft_label_loss, soft_label_targets)
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 def _log_sigmoid(z: float) -> float:
@@ -187,7 +187,7 @@ def test_registered_cma_loss_reads_the_feature_and_batch_labels() -> None:
 def test_domain_gap_skips_a_modality_the_key_split_cannot_balance(caplog: pytest.LogCaptureFixture) -> None:
     """Tiny sets: the key split may leave a domain without rows on one side; the diagnostic skips that
     modality with a warning instead of stopping the training run that logs it."""
-    from vireid.data.types import Modality, Sample
+    from vireid.types import Modality, Sample
     from vireid.engine.adapt import domain_gap
 
     src = [Sample(f"s{i}.jpg", 0, 1, Modality(i % 2)) for i in range(4)]  # 2 per modality, disjoint keys

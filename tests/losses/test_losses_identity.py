@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses import CrossEntropyLabelSmooth, cross_entropy_label_smooth
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 def _direct(logits: torch.Tensor, targets: torch.Tensor, eps: float) -> float:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.errors import ConfigError
 from vireid.losses import (
     TripletBatchHard,
@@ -16,7 +16,7 @@ from vireid.losses import (
     triplet_batch_hard,
     weighted_regularized_triplet,
 )
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 # Four 2-D points, two identities (think A, C visible and B, D infrared):
 #   A = (0, 0) id 0, B = (3, 4) id 0, C = (6, 0) id 1, D = (6, 8) id 1

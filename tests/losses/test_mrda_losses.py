@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses import build_loss
 from vireid.losses.identity import cross_entropy_label_smooth
 from vireid.losses.mrda import (
@@ -17,7 +17,7 @@ from vireid.losses.mrda import (
     modality_pairs,
     region_centre,
 )
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 def _batch(pids: list[int], modality: list[int]) -> Batch:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.errors import ConfigError
 from vireid.losses import build_loss
 from vireid.models import AGW, ModelOutput, NonLocalBlock, create_model, get_model_constructor, list_models

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses import build_loss
 from vireid.models import create_model
 from vireid.models.attention import ATTENTIONS, DynamicAttention

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.errors import ConfigError
 
 BatchAugment = Callable[[Batch], Batch]

@@ -30,7 +30,7 @@ import torch
 
 from vireid.data.batch_augment import BatchAugment, register_batch_augment
 from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ChannelExchange, ChannelRandomErasing
-from vireid.data.types import Batch, Modality
+from vireid.types import Batch, Modality
 
 __all__ = ["CAJJointAugment", "caj_joint"]
 
@@ -58,7 +58,8 @@ class CAJJointAugment:
         copies = self.augment_images(batch.images[vis])  # (n_v, 3, H, W)
         images = torch.cat([batch.images[vis], copies, batch.images[ir]])  # (2 n_v + n_r, 3, H, W)
         return Batch(images=images, pids=batch.pids[order], camids=batch.camids[order],
-                     modality=batch.modality[order], index=batch.index[order])
+                     modality=batch.modality[order], index=batch.index[order],
+                     aux={k: v[order] for k, v in batch.aux.items()})
 
     def __repr__(self) -> str:
         return f"CAJJointAugment({self.exchange!r}, {self.erasing!r})"

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 from scipy import fft, ndimage
 
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.errors import ConfigError, DatasetError
 from vireid.utils.io import atomic_write_json, replace_dir
 

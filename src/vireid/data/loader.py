@@ -1,4 +1,4 @@
-"""Torch dataset over :class:`~vireid.data.types.Sample` lists, batch collation and the loaders.
+"""Torch dataset over :class:`~vireid.types.Sample` lists, batch collation and the loaders.
 
 The training loader pairs :class:`~vireid.data.sampler.CrossModalitySampler` (P ids x (K visible +
 K infrared), seeds/001 §1 and §8) with per-modality transforms; the test loader keeps the order of
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vireid.data.sampler import CrossModalitySampler
 from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform, build_train_transforms
-from vireid.data.types import Batch, Modality, Sample
+from vireid.types import Batch, Modality, Sample
 from vireid.errors import DatasetError
 
 logger = logging.getLogger(__name__)

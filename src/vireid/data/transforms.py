@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.errors import ConfigError
 
 __all__ = [

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from vireid.config import TrainConfig, dump_config
-from vireid.data.types import Batch, Modality, Sample
+from vireid.types import Batch, Modality, Sample
 from vireid.engine import build
 from vireid.engine.adapt_config import AdaptConfig, components, source_config, target_view
 from vireid.engine.checkpoint import load_checkpoint, unwrap
@@ -53,7 +53,7 @@ from vireid.losses.identity import cross_entropy_label_smooth
 from vireid.losses.selection import select_feature
 from vireid.models.dan import ModalityDiscriminators
 from vireid.models.grl import grl_coefficient
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 from vireid.utils.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vireid.config import DataConfig, LossConfig, ModelConfig, OptimConfig
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vireid.config import DataConfig
-from vireid.data.types import Sample
+from vireid.types import Sample
 from vireid.engine.runtime import Runtime
 
 

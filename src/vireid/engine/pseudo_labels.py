@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vireid.data.types import Modality
+from vireid.types import Modality
 
 logger = logging.getLogger(__name__)
 

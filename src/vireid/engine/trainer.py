@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from vireid.config import TrainConfig, config_to_dict, dump_config
-from vireid.data.types import Batch, Modality, Sample
+from vireid.types import Batch, Modality, Sample
 from vireid.engine import build
 from vireid.engine.checkpoint import (
     capture_rng,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vireid.data.types import Sample
+from vireid.types import Sample
 from vireid.errors import FeaturesError
 from vireid.evaluation.exclusion import Exclusion
 from vireid.evaluation.metrics import CMC_MODES, DISTANCES, RankingResult, evaluate_distances, evaluate_features

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vireid.data.types import Batch, Modality
+from vireid.types import Batch, Modality
 from vireid.losses.registry import register_loss
 from vireid.losses.selection import check_feature_name, select_feature
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 Reduction = Literal["sum", "mean"]
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses.registry import register_loss
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 def cross_entropy_label_smooth(logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:

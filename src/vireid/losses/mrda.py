@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vireid.data.types import Batch, Modality
+from vireid.types import Batch, Modality
 from vireid.losses.distance import pairwise_euclidean
 from vireid.losses.identity import cross_entropy_label_smooth
 from vireid.losses.registry import register_loss
 from vireid.losses.selection import check_feature_name, select_feature
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 __all__ = [
     "AC_ON", "AC_THIRD", "MRM_LOSSES", "CorrelationConsistency", "HeteroCentreTriplet", "MRDAIdentity",

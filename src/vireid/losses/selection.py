@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from vireid.errors import ConfigError
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 FEATURE_NAMES = ("features", "bn_features")
 EXTRAS_PREFIX = "extras:"

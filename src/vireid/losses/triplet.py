@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vireid.data.types import Batch
+from vireid.types import Batch
 from vireid.losses.distance import pairwise_euclidean
 from vireid.losses.registry import register_loss
 from vireid.losses.selection import check_feature_name, select_feature
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 def _same_identity(pids: torch.Tensor, n: int) -> torch.Tensor:

@@ -5,7 +5,7 @@
 needs one import line here.
 """
 
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 from vireid.models.registry import create_model, get_model_constructor, list_models, register_model
 
 # Registration by explicit import: one line per model module.

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.models.layers import NonLocalBlock
 from vireid.models.pretrained import load_resnet_weights
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 class BackboneHeadModel(nn.Module):

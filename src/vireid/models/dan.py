@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vireid.data.types import Modality
+from vireid.types import Modality
 from vireid.models.grl import grad_reverse
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from vireid.models.layers import BNNeck, weights_init_classifier
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 
 
 class ReIDHead(nn.Module):

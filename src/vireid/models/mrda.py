@@ -26,7 +26,7 @@ from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vireid.models.attention import ATTENTIONS, DAM_MODES, build_attention_pool
 from vireid.models.backbones import ARCHS, NUM_STAGES, TwoStreamResNet
 from vireid.models.head import ReIDHead
-from vireid.models.output import ModelOutput
+from vireid.types import ModelOutput
 from vireid.models.registry import register_model
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vireid.config import load_config
-from vireid.data.types import Sample
+from vireid.types import Sample
 from vireid.errors import DatasetError
 from vireid.utils.io import atomic_write_json, atomic_write_text
 

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
-from vireid.data.types import Sample
+from vireid.types import Sample
 from vireid.errors import ConfigError
 from vireid.evaluation.protocols import EvalPlan
 

@@ -29,7 +29,7 @@ import numpy as np
 from vireid.data.datasets.base import ReIDDataset
 from vireid.data.datasets.common import (cam_folder_number, first, list_images, missing_files, read_id_line,
                                          read_index_file, require_root, resource_path, split_relpath)
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError, DatasetError
 from vireid.evaluation.protocols import EvalPlan, Exclusion, Trial
 

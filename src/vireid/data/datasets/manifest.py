@@ -19,7 +19,7 @@ import numpy as np
 
 from vireid.data.datasets.base import ReIDDataset
 from vireid.data.datasets.common import first, split_relpath
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError, DatasetError
 from vireid.evaluation.metrics import CMC_MODES
 from vireid.evaluation.protocols import EvalPlan, Exclusion, Trial

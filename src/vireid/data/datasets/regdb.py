@@ -19,7 +19,7 @@ import numpy as np
 from vireid.data.datasets.base import ReIDDataset
 from vireid.data.datasets.common import (first, missing_files, read_index_file, require_paths, require_root,
                                          resource_path, split_relpath)
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError, DatasetError
 from vireid.evaluation.protocols import EvalPlan, Exclusion, Trial
 

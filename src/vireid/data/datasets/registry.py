@@ -21,7 +21,7 @@ from vireid.data.datasets.llcm import LLCM
 from vireid.data.datasets.manifest import ManifestDataset
 from vireid.data.datasets.regdb import RegDB
 from vireid.data.datasets.sysu import SYSUMM01
-from vireid.data.types import Sample
+from vireid.types import Sample
 from vireid.errors import ConfigError, FeaturesError
 from vireid.evaluation.features import validate_paths
 from vireid.evaluation.protocols import EvalPlan

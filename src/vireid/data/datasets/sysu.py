@@ -29,7 +29,7 @@ from vireid.data.datasets.base import ReIDDataset
 from vireid.data.datasets.common import (cam_folder_number, first, list_images, read_id_line, require_paths,
                                          require_root, resource_path, split_relpath)
 from vireid.data.datasets.sysu_table import OFFICIAL_TEST_COUNTS, PermTable, official_table
-from vireid.data.types import Modality, Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError, DatasetError
 from vireid.evaluation.protocols import EvalPlan, Exclusion, Trial
 

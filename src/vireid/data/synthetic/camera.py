@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from vireid.data.types import Modality
+from vireid.types import Modality
 
 CAMERA_MODALITY: dict[int, Modality] = {
     1: Modality.VISIBLE, 2: Modality.VISIBLE, 3: Modality.INFRARED,

@@ -17,7 +17,7 @@ from vireid.data.synthetic.camera import CameraSpec
 from vireid.data.synthetic.identity import IdentitySpec
 from vireid.data.synthetic.person import Pose, draw_person, sample_pose
 from vireid.data.synthetic.shapes import Grid
-from vireid.data.types import Modality
+from vireid.types import Modality
 
 
 @dataclass(frozen=True)

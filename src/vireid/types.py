@@ -1,9 +1,10 @@
-"""Plain records shared by the dataset readers, the protocols and the training pipeline."""
+"""The records every layer shares: ``Modality``, ``Sample``, ``Batch`` and the model output contract
+``ModelOutput``. Nothing here imports another vireid module, so every package can depend on it."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Batch:
     """A training or inference batch. ``modality`` travels with the images as data.
 
     Shapes: ``images`` (B, 3, H, W) float; ``pids``, ``camids``, ``modality`` and ``index`` (B,) int64.
+    ``aux`` holds optional per-image auxiliary tensors with a leading batch dimension (keypoint
+    heatmaps, parsing maps, caption token ids, masks), named by the dataset that loads them.
     """
 
     images: "torch.Tensor"
@@ -66,14 +69,41 @@ class Batch:
     camids: "torch.Tensor"
     modality: "torch.Tensor"
     index: "torch.Tensor"
+    aux: "dict[str, torch.Tensor]" = field(default_factory=dict)
+
+    def _map(self, fn) -> "Batch":
+        return Batch(fn(self.images), fn(self.pids), fn(self.camids), fn(self.modality), fn(self.index),
+                     {k: fn(v) for k, v in self.aux.items()})
 
     def to(self, device: "torch.device | str", non_blocking: bool = False) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=non_blocking) for t in
-                       (self.images, self.pids, self.camids, self.modality, self.index)))
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> "Batch":
         """Called by ``DataLoader(pin_memory=True)`` for custom batch types."""
-        return Batch(*(t.pin_memory() for t in (self.images, self.pids, self.camids, self.modality, self.index)))
+        return self._map(lambda t: t.pin_memory())
 
     def __len__(self) -> int:
         return int(self.pids.shape[0])
+
+
+@dataclass
+class ModelOutput:
+    """What ``model(images, modality)`` returns.
+
+    Attributes:
+        features: (B, D) pooled embedding before the BNNeck (metric losses use it).
+        bn_features: (B, D) embedding after the BNNeck (retrieval uses it, L2-normalised).
+        logits: (B, num_classes) identity logits, or ``None`` for a model without a classifier.
+        extras: named auxiliary tensors a method's losses need (e.g. stage maps, masked-copy
+            features, domain logits). Keys are documented by the model that sets them.
+    """
+
+    features: "torch.Tensor"
+    bn_features: "torch.Tensor"
+    logits: "torch.Tensor | None" = None
+    extras: "dict[str, torch.Tensor]" = field(default_factory=dict)
+
+    @property
+    def embedding(self) -> "torch.Tensor":
+        """The retrieval embedding: the post-BN feature (AGW tests on it, L2-normalised later)."""
+        return self.bn_features
