@@ -29,17 +29,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model to score on the target: last (default; no target labels pick it) or best "
                              "(selected on held-out source identities)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved recipe (YAML, as the run's adapt.yaml) and exit")
 
 
 def run(args: argparse.Namespace) -> int:
-    from vireid.commands._common import TqdmProgress, check_run_dir
-    from vireid.engine.adapt import run_adaptation
     from vireid.engine.adapt_config import load_adapt_config, variant_overrides
-    from vireid.engine.runtime import setup_runtime, teardown_runtime
-    from vireid.evaluation.protocols import format_table
 
     overrides = (variant_overrides(args.variant) if args.variant else []) + list(args.overrides)
     cfg = load_adapt_config(args.config, overrides)
+    if args.print_config:
+        from vireid.config import dump_config
+
+        print(dump_config(cfg), end="")
+        return 0
+    from vireid.commands._common import TqdmProgress, check_run_dir
+    from vireid.engine.adapt import run_adaptation
+    from vireid.engine.runtime import setup_runtime, teardown_runtime
+    from vireid.evaluation.protocols import format_table
+
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
     check_run_dir(run_dir, args.resume)
     r = cfg.runtime

@@ -11,20 +11,25 @@ import json
 from pathlib import Path
 
 from vireid.commands._common import TqdmProgress, add_config_arguments, check_run_dir
-from vireid.config import load_config
+from vireid.config import dump_config, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--run-dir", help="output folder (default: OUTPUT_DIR/NAME from the config)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved configuration (YAML, as the run's config.yaml) and exit")
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
     from vireid.engine.runtime import setup_runtime, teardown_runtime
     from vireid.engine.trainer import Trainer
 
-    cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
     last = check_run_dir(run_dir, args.resume)
     r = cfg.runtime

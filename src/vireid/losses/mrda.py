@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 MRM_LOSSES: tuple[str, ...] = ("region_centre",)
-"""Registered losses needing the masked copies of ``MRDA(use_mrm=True)`` (``vireid ablate`` drops them without MRM)."""
+"""Registered losses needing the masked copies of ``MRDA(use_mrm=True)`` (the MRDA ablation grid drops them without MRM)."""
 AC_ON: tuple[str, ...] = ("pooled", "map")
 AC_THIRD: tuple[str, ...] = ("orig", "masked")
 
@@ -260,7 +260,7 @@ class RegionCentre(nn.Module):
     """Region-centre loss (seeds/003 Eq. 7) on ``extras["stage_map"]`` and ``extras["masked_stage_map"]``.
 
     Needs the masked copies of ``MRDA(use_mrm=True)`` in training mode; raises a KeyError naming
-    the missing extras otherwise (``vireid ablate`` drops this loss for the variants without MRM).
+    the missing extras otherwise (configs/grids/mrda_ablation.yaml drops this loss for the variants without MRM).
 
     Args:
         ac_on: ``"pooled"`` (GAP to C_s first, default) or ``"map"`` (terms 1-2 on the whole map).
