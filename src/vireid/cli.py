@@ -22,7 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("test", "evaluate a trained run under its dataset's official protocol"),
     "extract": ("extract", "write the features .npz of a trained run for a dataset's test images"),
     "demo": ("demo", "the main job: synthetic data, CPU training, evaluation and a report"),
-    "ablate": ("ablate", "run the MRDA ablation grid (Tables 1-2 of seeds/003) and write a table"),
     "grid": ("grid", "run a grid file's recipes x variants x seeds (configs/grids/) and write one table"),
     "domains": ("domains", "derive a synthetic target domain (noise, lighting, colour, occlusion) of a dataset"),
     "adapt": ("adapt", "unsupervised cross-domain adaptation (DAN and its baselines)"),

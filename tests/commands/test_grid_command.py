@@ -97,13 +97,11 @@ def test_bad_grid_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_bad_override_fails_before_any_cell_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     grid = _write_grid(tmp_path, str(tmp_path / "data"))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "meta.json").write_text("{}")  # the prepare step is skipped: its file exists
     out = tmp_path / "out"
     assert main(["grid", str(grid), "--out", str(out), "--set", "optim.lrr=0.1"]) == 2
     err = capsys.readouterr().err
     assert "cell mrda/baseline/seed0" in err and "optim.lrr" in err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "data").exists()  # neither the data step nor a cell ran
 
 
 @pytest.mark.slow
@@ -173,3 +171,42 @@ def test_tiny_grid_end_to_end_resume_and_failure(tmp_path: Path, capsys: pytest.
     assert "1 cell(s) did not finish: mrda/baseline/seed0" in captured.err
     assert "**Cells without a result**" in (tmp_path / "bad" / "table.md").read_text()
     assert "does not exist" in (tmp_path / "bad" / "mrda" / "baseline" / "seed0" / "grid.log").read_text()
+
+
+@pytest.mark.slow
+def test_tiny_adapt_grid_prepares_its_domains_and_reports_pad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An adapt grid: `vireid synth` + `vireid domains` data steps, one source-only cell, PAD in the table."""
+    repo = Path(__file__).resolve().parents[2]
+    tiny = ["data.height=48", "data.width=24", "data.num_ids=4", "data.num_instances=2", "data.pad=4",
+            "data.batches_per_epoch=2", "optim.epochs=1", "optim.warmup_epochs=0", "optim.milestones=[]",
+            "model.params.non_local=false", "target.num_per_modality=8", "dan.pad_max_samples=200",
+            "eval.protocol.trials=2", "target.protocol.trials=2", "runtime.num_threads=1", "runtime.precision=fp32",
+            "data.root={out}/data/source"]
+    grid = {"title": "Tiny DAN grid", "kind": "adapt", "seeds": [3], "set": tiny,
+            "prepare": [{"creates": "{out}/data/source/meta.json",
+                         "run": ["synth", "--out", "{out}/data/source", "--ids", 12, "--seed", 1,
+                                 "--images-per-camera", 2, "--height", 48, "--width", 24, "--quiet"]},
+                        {"creates": "{out}/data/noise/domain.json",
+                         "run": ["domains", "--source", "{out}/data/source", "--kind", "noise", "--out",
+                                 "{out}/data/noise", "--seed", 2, "--quiet"]}],
+            "recipes": [{"name": "noise", "config": str(repo / "configs/dan_synthetic_cpu.yaml"),
+                         "set": ["target.root={out}/data/noise"],
+                         "variants": [{"name": "baseline", "adapt_variant": "baseline", "label": "source only"}]}],
+            "table": {"columns": ["recipe", "label", "rank1", "mAP", "pad"], "headers": {"recipe": "target"}}}
+    path = tmp_path / "dan.yaml"
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["grid", str(path), "--out", str(out)]) == 0
+    assert json.loads((out / "data" / "noise" / "domain.json").read_text())["kind"] == "noise"
+    cell = out / "noise" / "baseline" / "seed3"
+    result = json.loads((cell / "target_result.json").read_text())
+    assert result["method"] == "source_only"
+    saved = yaml.safe_load((cell / "adapt.yaml").read_text())
+    assert saved["target"]["root"] == f"{out}/data/noise" and saved["runtime"]["seed"] == 3
+    assert saved["dan"]["method"] == "source_only"
+    gap = result["domain_gap"]
+    row = f"| noise | source only | {result['mean']['rank1']:.2f} ± 0.00 | {result['mean']['mAP']:.2f} ± 0.00 | " \
+          f"{gap['pad_visible']:.2f} / {gap['pad_infrared']:.2f} |"
+    assert row in (out / "table.md").read_text()
+    assert main(["grid", str(path), "--out", str(out)]) == 0  # finished: skipped
+    assert "noise/baseline/seed3: skipped" in capsys.readouterr().out

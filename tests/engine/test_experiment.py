@@ -284,3 +284,20 @@ def test_readme_tables_are_the_grids_tables() -> None:
                 start = f"| {variant.label} | 3 | " if name == "method_comparison" \
                     else f"| {recipe.label} | {variant.label} | "
                 assert start in readme, start
+
+
+def test_data_steps_run_once_only_when_needed_and_fail_loudly(tmp_path: Path) -> None:
+    from vireid.engine.grid.runner import run_steps
+
+    (tmp_path / "have").mkdir()
+    (tmp_path / "have" / "meta.json").write_text("{}")
+    grid = _grid(prepare=[{"creates": "{out}/have/meta.json", "run": ["synth", "--out", "{out}/have", "--ids", "0"]},
+                          {"creates": "{out}/m/meta.json", "recipes": ["mrda"], "run": ["synth", "--ids", "0"]},
+                          {"creates": "{out}/bad/meta.json", "run": ["synth", "--out", "{out}/bad", "--ids", "0"]}])
+    spec = parse_grid(grid, "g.yaml")
+    # the first exists, the second is for a recipe not selected, the third runs and fails with its message
+    with pytest.raises(ConfigError, match=r"data step `vireid synth --out .*/bad --ids 0` failed \(exit 2; "
+                                          r".*/bad/meta.json missing\): vireid synth: error: .*ids"):
+        run_steps(spec.prepare, tmp_path, recipes=["agw"])
+    with pytest.raises(ConfigError, match="prepare.0.recipes: no recipe 'caj'"):
+        parse_grid(_grid(prepare=[{"creates": "x", "run": ["synth"], "recipes": ["caj"]}]), "g.yaml")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vireid.engine.grid.runner import CellOutcome, run_cells, run_steps
+from vireid.engine.grid.runner import CellOutcome, resolve_configs, run_cells, run_steps
 from vireid.engine.grid.spec import Cell, GridSpec
 from vireid.engine.grid.table import format_markdown, summarize
 from vireid.utils.io import atomic_write_json, atomic_write_text
@@ -31,9 +31,10 @@ def run_grid(spec: GridSpec, cells: Sequence[Cell], out: str | Path, command: st
     Returns the report (see :func:`vireid.engine.grid.table.summarize`); its ``failed`` lists the
     cells that did not finish, which the table shows and leaves out of the means.
     """
-    for step in run_steps(spec.prepare, out):
+    configs = resolve_configs(spec, cells, jobs)  # a bad override fails before any data step or cell runs
+    for step in run_steps(spec.prepare, out, recipes=sorted({c.recipe.name for c in cells})):
         logger.info("prepared: vireid %s", step)
-    outcomes = run_cells(spec, cells, jobs=jobs, on_done=on_done)
+    outcomes = run_cells(spec, cells, jobs=jobs, configs=configs, on_done=on_done)
     report = write_table(spec, outcomes, out, command)
     logger.info("wrote %s and %s", Path(out) / "table.md", Path(out) / "table.json")
     return report

@@ -122,12 +122,12 @@ def cell_state(kind: str, cell: Cell, config: str) -> str:
     return "partial" if (d / "last.pt").is_file() else "new"
 
 
-def run_steps(steps: Sequence[Step], out: str | Path) -> list[str]:
-    """Run the grid's data preparation steps whose ``creates`` file is missing; return the commands run."""
+def run_steps(steps: Sequence[Step], out: str | Path, recipes: Sequence[str] | None = None) -> list[str]:
+    """Run the data steps whose ``creates`` file is missing (and that a selected recipe needs); return them."""
     done: list[str] = []
     for step in steps:
         creates = Path(substitute(step.creates, out=out))
-        if creates.exists():
+        if creates.exists() or (recipes is not None and step.recipes and not set(step.recipes) & set(recipes)):
             continue
         args = [substitute(a, out=out) for a in step.run]
         logger.info("prepare: vireid %s", " ".join(args))
@@ -176,17 +176,22 @@ def collect_cells(spec: GridSpec, cells: Sequence[Cell]) -> list[CellOutcome]:
     return outcomes
 
 
-def run_cells(spec: GridSpec, cells: Sequence[Cell], *, jobs: int = 1,
+def resolve_configs(spec: GridSpec, cells: Sequence[Cell], jobs: int = 1) -> list[str]:
+    """Every cell's resolved configuration (``jobs`` at a time); the first bad one raises :class:`ConfigError`."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda c: resolve_config(spec.kind, c), cells))
+
+
+def run_cells(spec: GridSpec, cells: Sequence[Cell], *, jobs: int = 1, configs: Sequence[str] | None = None,
               on_done: Callable[[CellOutcome, int, int], Any] | None = None) -> list[CellOutcome]:
     """Run ``cells`` (``jobs`` processes at a time), skipping finished ones; outcomes in the cells' order.
 
-    Every configuration is resolved and every folder checked before the first cell starts.
-    ``on_done(outcome, finished_count, total)`` is called as each cell ends (from worker threads).
+    Every configuration is resolved (unless ``configs`` gives them) and every folder checked before
+    the first cell starts. ``on_done(outcome, finished_count, total)`` is called as each cell ends.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        configs = list(pool.map(lambda c: resolve_config(spec.kind, c), cells))
+    configs = list(configs) if configs is not None else resolve_configs(spec, cells, jobs)
     states = [cell_state(spec.kind, c, cfg) for c, cfg in zip(cells, configs)]
     outcomes: list[CellOutcome | None] = [None] * len(cells)
     counter = {"done": 0}
@@ -213,5 +218,5 @@ def run_cells(spec: GridSpec, cells: Sequence[Cell], *, jobs: int = 1,
     return [o for o in outcomes if o is not None]
 
 
-__all__ = ["CellOutcome", "cell_commands", "collect_cells", "cell_state", "recipe_arguments", "resolve_config", "run_cells",
+__all__ = ["CellOutcome", "cell_commands", "collect_cells", "cell_state", "recipe_arguments", "resolve_config", "resolve_configs", "run_cells",
            "run_steps", "saved_config", "vireid_command"]

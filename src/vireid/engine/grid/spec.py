@@ -10,6 +10,7 @@ regenerated with one command (``vireid grid FILE``)::
     set: [data.root=demo/data]    # --set overrides of every cell
     prepare:                      # data steps (vireid sub-commands), each skipped once `creates` exists
       - {creates: demo/data/meta.json, run: [synth, --out, demo/data, --ids, 200, --seed, 0]}
+                                  # (`recipes: [a, b]`: only when one of these recipes is selected)
     recipes:
       - name: mrda                # run folders: {out}/<recipe>/<variant>/seed<S> ({out}/<recipe>/seed<S>)
         config: configs/mrda_synthetic.yaml
@@ -71,10 +72,12 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Step:
-    """A data preparation step: ``vireid <run...>``, skipped when the file ``creates`` exists."""
+    """A data preparation step: ``vireid <run...>``, skipped when the file ``creates`` exists or when
+    none of the recipes that need it (``recipes``; empty: every recipe) is selected."""
 
     run: tuple[str, ...]
     creates: str
+    recipes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,11 +185,11 @@ def _recipe(node: Any, where: str, path: str, kind: str) -> Recipe:
 
 
 def _step(node: Any, where: str, path: str) -> Step:
-    node = _check_keys(node, {"run", "creates"}, where, path)
+    node = _check_keys(node, {"run", "creates", "recipes"}, where, path)
     run = _str_list(node.get("run"), f"{where}.run", path)
     if not run or not isinstance(node.get("creates"), str):
         raise ConfigError(f"{path}: {where} needs run (a vireid sub-command and its arguments) and creates (a file)")
-    return Step(run=run, creates=node["creates"])
+    return Step(run=run, creates=node["creates"], recipes=_str_list(node.get("recipes"), f"{where}.recipes", path))
 
 
 def parse_grid(values: Any, path: str) -> GridSpec:
@@ -207,6 +210,11 @@ def parse_grid(values: Any, path: str) -> GridSpec:
     names = [r.name for r in recipes]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: recipes: duplicate name {next(n for n in names if names.count(n) > 1)!r}")
+    prepare = tuple(_step(s, f"prepare.{i}", path) for i, s in enumerate(top.get("prepare") or []))
+    for i, step in enumerate(prepare):
+        for name in step.recipes:
+            if name not in names:
+                raise ConfigError(f"{path}: prepare.{i}.recipes: no recipe {name!r}; valid: {', '.join(names)}")
     table = _check_keys(top.get("table") or {}, {"columns", "headers"}, "table", path)
     columns = _str_list(table.get("columns"), "table.columns", path) or DEFAULT_COLUMNS
     for column in columns:
@@ -219,7 +227,7 @@ def parse_grid(values: Any, path: str) -> GridSpec:
     return GridSpec(
         path=path, title=str(top.get("title", Path(path).stem)), kind=kind, seeds=tuple(seeds),
         out=str(top.get("out", f"runs/{Path(path).stem}")), overrides=_str_list(top.get("set"), "set", path),
-        prepare=tuple(_step(s, f"prepare.{i}", path) for i, s in enumerate(top.get("prepare") or [])),
+        prepare=prepare,
         recipes=recipes, columns=columns, headers={str(k): str(v) for k, v in headers.items()},
         description=str(top.get("description", "")).strip(), notes=str(top.get("notes", "")).strip(),
         paper_note=str(top.get("paper_note", "")).strip())
