@@ -82,3 +82,26 @@ def test_a_sysu_protocol_on_regdb_is_a_clear_error():
                                           r"settings: direction, trials, allow_other_trials"):
         build.build_eval_plan(ds, {"mode": "all", "shots": 1, "sampling": "official"})
     assert build.build_eval_plan(ds, {"direction": "thermal-to-visible"}).settings["direction"] == "thermal-to-visible"
+
+
+def test_every_recipe_names_protocol_settings_its_dataset_takes():
+    """A SYSU recipe copied to RegDB kept `{mode, shots, sampling}`: every shipped recipe must fit its dataset."""
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    from vireid.data.datasets import get_dataset_class
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 5
+    checked = 0
+    for path in recipes:
+        raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, dict) or "data" not in raw or "eval" not in raw:
+            continue  # grid files and adaptation recipes have their own schema
+        dataset = raw["data"].get("dataset", "sysu-mm01")
+        params = inspect.signature(get_dataset_class(dataset).eval_plan).parameters
+        assert set(raw["eval"].get("protocol", {})) <= set(params) - {"self"}, path.name
+        checked += 1
+    assert checked >= 5
