@@ -20,7 +20,8 @@ import torch
 from vireid.types import Sample
 from vireid.errors import FeaturesError
 from vireid.evaluation.exclusion import Exclusion
-from vireid.evaluation.metrics import CMC_MODES, DISTANCES, RankingResult, evaluate_distances, evaluate_features
+from vireid.evaluation.metrics import (CMC_MODES, DISTANCES, RankingResult, evaluate_distance_chunks,
+                                      evaluate_distances, evaluate_features, evaluate_features_shared)
 
 __all__ = ["Exclusion", "Trial", "EvalPlan", "evaluate_plan", "format_table", "METRIC_KEYS"]
 
@@ -111,17 +112,31 @@ def _check_features(features: np.ndarray | torch.Tensor, samples: Sequence[Sampl
                             f"first: {', '.join(samples[i].relpath for i in bad)}")
 
 
+def _shared_queries(plan: EvalPlan) -> bool:
+    """Whether every trial has the same queries in the same order (SYSU-MM01, LLCM)."""
+    first = plan.trials[0].query
+    return len(plan.trials) > 1 and all(np.array_equal(t.query, first) for t in plan.trials[1:])
+
+
 def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarray | torch.Tensor, *,
                   distance: str = "euclidean", normalize: bool = False, distance_fn: DistanceFn | None = None,
                   max_rank: int = 20, device: torch.device | str | None = None,
-                  chunk_size: int | None = None) -> dict[str, Any]:
+                  chunk_size: int | None = None, shared_distances: bool = True) -> dict[str, Any]:
     """Score ``features`` (N, D), row i the feature of ``samples[i]``, under every trial of ``plan``.
 
     ``distance_fn(qf, gf) -> (nq, ng)`` replaces the built-in distance (re-ranking and other
     test-time options plug in here); it receives the (normalised, if asked) query and gallery
-    features as NumPy arrays. Returns ``{"dataset", "settings", "trials": [...], "mean": {...}}``
-    with rank-1/5/10/20, mAP and mINP in percent; per trial also the query, gallery and valid-query
-    counts. ``settings`` records the distance and the test-time options.
+    features as NumPy arrays. When it also has a ``stream(qf, gf)`` method yielding ``(rows,
+    block)`` pieces of query rows (every registered re-ranker: :class:`vireid.rerank.Reranker`),
+    the blocks go straight into the evaluator and the (nq, ng) matrix is never held.
+
+    With the built-in distance and trials that share their queries (the 10 SYSU-MM01 draws),
+    ``shared_distances`` computes the distances once against the union of the trials' galleries
+    and ranks each trial's columns of it (in its gallery order); ``False`` computes them per trial.
+
+    Returns ``{"dataset", "settings", "trials": [...], "mean": {...}}`` with rank-1/5/10/20, mAP and
+    mINP in percent; per trial also the query, gallery and valid-query counts. ``settings``
+    records the distance and the test-time options.
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -133,20 +148,36 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     if distance_fn is not None and normalize:
         feats = np.asarray(feats, dtype=np.float64)
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    common = dict(cmc_mode=plan.cmc_mode, exclusion=plan.exclusion, max_rank=max_rank)
+    if distance_fn is None and shared_distances and _shared_queries(plan):
+        q = plan.trials[0].query
+        pool = np.unique(np.concatenate([t.gallery for t in plan.trials]))
+        galleries = [np.searchsorted(pool, t.gallery) for t in plan.trials]
+        results = evaluate_features_shared(feats[q], feats[pool], pids[q], pids[pool], camids[q], camids[pool],
+                                           galleries, distance=distance, normalize=normalize, device=device,
+                                           chunk_size=chunk_size, **common)
+    else:
+        results = []
+        for trial in plan.trials:
+            q, g = trial.query, trial.gallery
+            if distance_fn is None:
+                results.append(evaluate_features(feats[q], feats[g], pids[q], pids[g], camids[q], camids[g],
+                                                 distance=distance, normalize=normalize, device=device,
+                                                 chunk_size=chunk_size, **common))
+            elif hasattr(distance_fn, "stream"):
+                blocks = distance_fn.stream(np.asarray(feats[q]), np.asarray(feats[g]))
+                results.append(evaluate_distance_chunks(blocks, pids[q], pids[g], camids[q], camids[g],
+                                                        num_gallery=len(g), **common))
+            else:
+                dist = np.asarray(distance_fn(np.asarray(feats[q]), np.asarray(feats[g])))
+                if dist.shape != (len(q), len(g)):
+                    raise ValueError(f"distance_fn returned shape {dist.shape}, expected {(len(q), len(g))}")
+                results.append(evaluate_distances(dist, pids[q], pids[g], camids[q], camids[g],
+                                                  chunk_size=chunk_size, **common))
     trials = []
-    for i, trial in enumerate(plan.trials):
-        q, g = trial.query, trial.gallery
-        common = dict(cmc_mode=plan.cmc_mode, exclusion=plan.exclusion, max_rank=max_rank, chunk_size=chunk_size)
-        if distance_fn is None:
-            result = evaluate_features(feats[q], feats[g], pids[q], pids[g], camids[q], camids[g],
-                                       distance=distance, normalize=normalize, device=device, **common)
-        else:
-            dist = np.asarray(distance_fn(np.asarray(feats[q]), np.asarray(feats[g])))
-            if dist.shape != (len(q), len(g)):
-                raise ValueError(f"distance_fn returned shape {dist.shape}, expected {(len(q), len(g))}")
-            result = evaluate_distances(dist, pids[q], pids[g], camids[q], camids[g], **common)
+    for i, (trial, result) in enumerate(zip(plan.trials, results)):
         row = _percent(result)
-        row.update(num_query=int(len(q)), num_gallery=int(len(g)), num_valid=result.num_valid)
+        row.update(num_query=int(len(trial.query)), num_gallery=int(len(trial.gallery)), num_valid=result.num_valid)
         trials.append(row)
         logger.debug("%s trial %d: %s", plan.dataset, i + 1, row)
     metric_keys = [k for k in METRIC_KEYS if k in trials[0]]
