@@ -378,6 +378,7 @@ def evaluate_distance_chunks(chunks: DistanceChunks, q_pids: np.ndarray, g_pids:
                              t.device)
         _rank_chunk(t, rows, labels, exclusion, cmc_mode, acc)
         expected = rows.stop
+        del t, dist  # hold no block while the producer computes the next
     if expected != nq:
         raise ValueError(f"distance stream ended after {expected} of {nq} query rows")
     return acc.result(exclusion)
