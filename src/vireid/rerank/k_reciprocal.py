@@ -333,11 +333,17 @@ class _JaccardRows:
         self.q_rows, q_cols, self.q_vals = rows[:e].clone(), cols[:e].clone(), val[:e].clone()
         self.q_ptr = torch.searchsorted(self.q_rows, torch.arange(nq + 1, device=dev)).cpu()  # (nq+1,)
         # Inverted index: the gallery rows holding each column, as a CSC layout.
-        g_cols, order = _stable_sort(cols[e:], n)
-        self.g_rows = rows[e:][order].sub_(nq)
+        # int32 where the values fit (N < 2^31): at MSMT17 size V has ~10M entries, 40 MB per int32 copy
+        small = n < 2**31 - 1
+        key = cols[e:].to(torch.int32) if small else cols[e:]
+        g_cols, order = key.sort(stable=True)
+        del key
+        g_rows = rows[e:].to(torch.int32) if small else rows[e:]
+        self.g_rows = g_rows[order].sub_(nq)
+        del g_rows
         self.g_vals = val[e:][order]
         del order
-        col_ptr = torch.searchsorted(g_cols, torch.arange(n + 1, device=dev))  # (N+1,)
+        col_ptr = torch.searchsorted(g_cols, torch.arange(n + 1, device=dev, dtype=g_cols.dtype)).long()  # (N+1,)
         del g_cols
         self.cnt = col_ptr[q_cols + 1] - col_ptr[q_cols]  # (e,) gallery partners of each query entry
         # Pair p of entry j reads CSC position first[j] + p; cumulative pair counts delimit the entries.
