@@ -372,6 +372,8 @@ def main() -> int:
             feats, manifest = _write_cli_problem(tmp, cli_nq, cli_ng, args.dim, args.seed)
             cli = _run({"cli": True, "threads": args.threads, "feats": feats, "manifest": manifest,
                         "method": "cli", "impl": "vireid", "n": cli_nq + cli_ng})
+            curve.append({"method": "k-reciprocal", "series": "vireid evaluate-features CLI (whole process)",
+                          "n": cli_nq + cli_ng, "seconds": cli["cpu_s"], "peak_mb": cli["peak_mb"]})
 
     print(f"\n`{command}` (torch threads = {args.threads}, device = {args.device}, D = {args.dim}; "
           f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f})\n")
@@ -394,7 +396,7 @@ def main() -> int:
         from scaling_plot import plot_scaling
 
         Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
-        Path(args.plot_dir, "rerank_rows.json").write_text(json.dumps(curve, indent=1))
+        Path(args.plot_dir, f"rerank_rows_{'_'.join(args.methods)}.json").write_text(json.dumps(curve, indent=1))
         titles = {"k-reciprocal": "k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3), D = %d, nq:ng = 1:4",
                   "sim": "SIM re-ranking (lambda=1, K=3, k_q=k_g=10, alpha=0.5), D = %d, nq:ng = 1:4"}
         for method in args.methods:

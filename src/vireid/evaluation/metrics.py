@@ -63,6 +63,9 @@ class RankingResult:
         mINP: mean inverse negative penalty over valid queries.
         num_valid: queries with at least one true match left after exclusion.
         num_queries: all queries.
+        ranked: (num_queries, top_k) gallery positions of each query's first ``top_k`` entries in
+            ranking order (stable sort, the protocol's exclusion applied; -1 where fewer entries are
+            left), when asked for with ``top_k`` > 0; else None.
     """
 
     cmc: np.ndarray
@@ -70,6 +73,7 @@ class RankingResult:
     mINP: float
     num_valid: int
     num_queries: int
+    ranked: np.ndarray | None = None
 
     def rank(self, k: int) -> float:
         """Rank-k accuracy (1-based k)."""
@@ -133,7 +137,9 @@ class _Accumulator:
     chunked: a streamed evaluation equals the unstreamed one bit for bit.
     """
 
-    def __init__(self, max_rank: int) -> None:
+    def __init__(self, max_rank: int, top_k: int = 0) -> None:
+        self.top_k = top_k
+        self.ranked: list[np.ndarray] = []
         self.first_rank_counts = np.zeros(max_rank, dtype=np.int64)
         self.ap_parts: list[np.ndarray] = []
         self.inp_parts: list[np.ndarray] = []
@@ -148,9 +154,10 @@ class _Accumulator:
         cmc = np.cumsum(self.first_rank_counts) / self.num_valid
         ap_sum = math.fsum(np.concatenate(self.ap_parts).tolist()) if self.ap_parts else 0.0
         inp_sum = math.fsum(np.concatenate(self.inp_parts).tolist()) if self.inp_parts else 0.0
+        ranked = np.concatenate(self.ranked) if self.top_k else None
         return RankingResult(cmc=cmc.astype(np.float64), mAP=ap_sum / self.num_valid,
                              mINP=inp_sum / self.num_valid, num_valid=self.num_valid,
-                             num_queries=self.num_queries)
+                             num_queries=self.num_queries, ranked=ranked)
 
 
 def _num_bins(ng: int) -> int:
@@ -179,6 +186,19 @@ def _quantise(d: torch.Tensor, first: torch.Tensor, scale: torch.Tensor, nb: int
     return scaled.clamp_(-1.0, nb + 1.0).add_(1.0).to(torch.int64)  # truncation: monotone
 
 
+def _top_k(dist: torch.Tensor, k: int) -> np.ndarray:
+    """(c, ng) distances, excluded entries at +inf -> (c, k) gallery positions in ranking order, -1 if excluded.
+
+    The order is the one the metrics count with (ascending distance, ties by gallery index).
+    """
+    k_eff = min(k, dist.shape[1])
+    d, order = torch.sort(dist, dim=1, stable=True)  # (c, ng)
+    top = torch.where(torch.isfinite(d[:, :k_eff]), order[:, :k_eff], -1)  # (c, k_eff)
+    out = np.full((dist.shape[0], k), -1, dtype=np.int64)
+    out[:, :k_eff] = top.cpu().numpy()
+    return out
+
+
 def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, cmc_mode: str,
                 acc: _Accumulator, check_finite: bool = True) -> None:
     """Add one chunk of query rows to ``acc``. ``dist`` (c, ng) is owned and may be overwritten.
@@ -202,6 +222,8 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
             q = slice(rows.start + b0, rows.start + b1)
             excluded = exclusion.mask(labels.q_pids[q], labels.q_camids[q], labels.g_pids, labels.g_camids)
             dist[b0:b1].masked_fill_(excluded, math.inf)  # excluded entries rank after every kept one
+    if acc.top_k:
+        acc.ranked.append(_top_k(dist, acc.top_k))
 
     # the true matches of every row, sorted by (distance, gallery index): the kept ones first
     q_index = labels.q_index[rows]  # (c,)
@@ -315,7 +337,7 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
 def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g_pids: np.ndarray,
                        q_camids: np.ndarray, g_camids: np.ndarray, *, cmc_mode: str = "identity",
                        exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
-                       chunk_size: int | None = None) -> RankingResult:
+                       chunk_size: int | None = None, top_k: int = 0) -> RankingResult:
     """CMC, mAP and mINP of a query x gallery distance matrix (PROTOCOLS.md "Metrics", steps 1-6).
 
     Args:
@@ -326,6 +348,7 @@ def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g
         exclusion: gallery entries removed per query.
         max_rank: length of the returned CMC curve.
         chunk_size: query rows per chunk (default: about 384 MB of working memory per chunk).
+        top_k: also return each query's first ``top_k`` gallery positions (``RankingResult.ranked``).
     """
     _check_options(cmc_mode, max_rank, chunk_size)
     dist_all = distmat if isinstance(distmat, torch.Tensor) else torch.from_numpy(np.asarray(distmat))
@@ -337,7 +360,7 @@ def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g
     step = chunk_size or auto_chunk_size(ng)
     chunks = ((slice(s, min(s + step, nq)), dist_all[s:s + step].clone()) for s in range(0, nq, step))
     return evaluate_distance_chunks(chunks, q_pids, g_pids, q_camids, g_camids, cmc_mode=cmc_mode,
-                                    exclusion=exclusion, max_rank=max_rank, num_gallery=ng)
+                                    exclusion=exclusion, max_rank=max_rank, num_gallery=ng, top_k=top_k)
 
 
 DistanceChunks = Iterable[tuple[slice, "np.ndarray | torch.Tensor"]]
@@ -346,7 +369,7 @@ DistanceChunks = Iterable[tuple[slice, "np.ndarray | torch.Tensor"]]
 def evaluate_distance_chunks(chunks: DistanceChunks, q_pids: np.ndarray, g_pids: np.ndarray,
                              q_camids: np.ndarray, g_camids: np.ndarray, *, cmc_mode: str = "identity",
                              exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
-                             num_gallery: int | None = None) -> RankingResult:
+                             num_gallery: int | None = None, top_k: int = 0) -> RankingResult:
     """Metrics of a distance matrix that arrives as consecutive blocks of query rows (a stream).
 
     ``chunks`` yields ``(rows, dist)``: ``rows`` a slice of query indices, ``dist`` the (len(rows),
@@ -355,7 +378,7 @@ def evaluate_distance_chunks(chunks: DistanceChunks, q_pids: np.ndarray, g_pids:
     here: :meth:`vireid.rerank.registry.Reranker.stream`). A block handed over as a tensor is owned
     by the evaluator and may be overwritten. The result equals :func:`evaluate_distances` on the
     concatenated blocks bit for bit, whatever the block sizes (every per-query value is computed
-    row by row; sums are taken once, correctly rounded).
+    row by row; sums are taken once, correctly rounded). ``top_k`` as :func:`evaluate_distances`.
     """
     _check_options(cmc_mode, max_rank, None)
     exclusion = Exclusion.parse(exclusion)
@@ -363,7 +386,7 @@ def evaluate_distance_chunks(chunks: DistanceChunks, q_pids: np.ndarray, g_pids:
     nq = int(q_pids.shape[0]) if q_pids.ndim == 1 else -1
     ng = num_gallery if num_gallery is not None else len(np.asarray(g_pids))
     labels: _Labels | None = None
-    acc = _Accumulator(max_rank)
+    acc = _Accumulator(max_rank, top_k)
     expected = 0
     for rows, dist in chunks:
         t = dist if isinstance(dist, torch.Tensor) else torch.from_numpy(np.array(dist))
@@ -444,7 +467,7 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
                       distance: str = "euclidean", normalize: bool = False, cmc_mode: str = "identity",
                       exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
                       chunk_size: int | None = None, device: torch.device | str | None = None,
-                      dtype: torch.dtype = torch.float64) -> RankingResult:
+                      dtype: torch.dtype = torch.float64, top_k: int = 0) -> RankingResult:
     """Metrics of query features against gallery features, the distances computed chunk by chunk.
 
     Never materialises the (nq, ng) matrix: each chunk of query rows gets its distances (one
@@ -459,7 +482,7 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
     labels = _Labels(_check_labels("q_pids", q_pids, nq), _check_labels("g_pids", g_pids, ng),
                      _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng), q.device)
     step = chunk_size or auto_chunk_size(ng)
-    acc = _Accumulator(max_rank)
+    acc = _Accumulator(max_rank, top_k)
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
         dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng)
@@ -473,7 +496,8 @@ def evaluate_features_shared(qf: np.ndarray | torch.Tensor, gf: np.ndarray | tor
                              normalize: bool = False, cmc_mode: str = "identity",
                              exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
                              chunk_size: int | None = None, device: torch.device | str | None = None,
-                             dtype: torch.dtype = torch.float64) -> list[RankingResult]:
+                             dtype: torch.dtype = torch.float64, top_k: Sequence[int] | int = 0
+                             ) -> list[RankingResult]:
     """One evaluation per gallery subset, with one distance computation for all of them.
 
     For protocols whose trials share their queries and draw their galleries from one pool (the
@@ -482,6 +506,7 @@ def evaluate_features_shared(qf: np.ndarray | torch.Tensor, gf: np.ndarray | tor
     the columns ``galleries[t]`` (int indices into the pool, in the trial's gallery order, so
     exact ties keep that order). Equals :func:`evaluate_features` on ``gf[galleries[t]]`` per trial
     up to the rounding of the distance GEMM (to 1e-9 on the official SYSU table: tested).
+    ``top_k``: per gallery subset (or one value for all), as :func:`evaluate_distances`.
     """
     _check_options(cmc_mode, max_rank, chunk_size)
     exclusion = Exclusion.parse(exclusion)
@@ -499,7 +524,8 @@ def evaluate_features_shared(qf: np.ndarray | torch.Tensor, gf: np.ndarray | tor
     index = [torch.as_tensor(c, device=q.device) for c in cols]
     widest = max((len(c) for c in cols), default=1)
     step = chunk_size or auto_chunk_size(ng + widest)
-    accs = [_Accumulator(max_rank) for _ in cols]
+    tops = [top_k] * len(cols) if isinstance(top_k, int) else list(top_k)
+    accs = [_Accumulator(max_rank, k) for k in tops]
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
         dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng) against the pool

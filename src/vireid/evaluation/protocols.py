@@ -131,7 +131,8 @@ def _shared_queries(plan: EvalPlan) -> bool:
 def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarray | torch.Tensor, *,
                   distance: str = "euclidean", normalize: bool = False, distance_fn: DistanceFn | None = None,
                   max_rank: int = 20, device: torch.device | str | None = None,
-                  chunk_size: int | None = None, shared_distances: bool = True) -> dict[str, Any]:
+                  chunk_size: int | None = None, shared_distances: bool = True, curves: bool = False,
+                  ranked_top: int = 0) -> dict[str, Any]:
     """Score ``features`` (N, D), row i the feature of ``samples[i]``, under every trial of ``plan``.
 
     ``distance_fn(qf, gf) -> (nq, ng)`` replaces the built-in distance (re-ranking and other
@@ -147,6 +148,11 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     Returns ``{"dataset", "settings", "trials": [...], "mean": {...}}`` with rank-1/5/10/20, mAP and
     mINP in percent; per trial also the query, gallery and valid-query counts. ``settings``
     records the distance and the test-time options.
+
+    ``curves``: also ``result["cmc"]``, the mean CMC curve over the trials (percent, ranks
+    1..max_rank). ``ranked_top`` > 0: also ``result["ranked"] = {"trial": 1, "query": [sample
+    index], "gallery": [[sample index or -1] * ranked_top]}``, the first trial's ranked lists as
+    the metrics ranked them (exclusion applied); reports draw ranked lists from it.
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -163,13 +169,15 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
         q = plan.trials[0].query
         pool = np.unique(np.concatenate([t.gallery for t in plan.trials]))
         galleries = [np.searchsorted(pool, t.gallery) for t in plan.trials]
+        tops = [ranked_top] + [0] * (len(galleries) - 1)
         results = evaluate_features_shared(feats[q], feats[pool], pids[q], pids[pool], camids[q], camids[pool],
                                            galleries, distance=distance, normalize=normalize, device=device,
-                                           chunk_size=chunk_size, **common)
+                                           chunk_size=chunk_size, top_k=tops, **common)
     else:
         results = []
-        for trial in plan.trials:
+        for i, trial in enumerate(plan.trials):
             q, g = trial.query, trial.gallery
+            common["top_k"] = ranked_top if i == 0 else 0
             if distance_fn is None:
                 results.append(evaluate_features(_rows(feats, q), _rows(feats, g), pids[q], pids[g], camids[q], camids[g],
                                                  distance=distance, normalize=normalize, device=device,
@@ -184,8 +192,13 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
                     raise ValueError(f"distance_fn returned shape {dist.shape}, expected {(len(q), len(g))}")
                 results.append(evaluate_distances(dist, pids[q], pids[g], camids[q], camids[g],
                                                   chunk_size=chunk_size, **common))
-    trials = []
+    trials, cmcs, ranked = [], [], None
     for i, (trial, result) in enumerate(zip(plan.trials, results)):
+        cmcs.append(100.0 * result.cmc)
+        if result.ranked is not None:
+            positions = result.ranked  # (nq, ranked_top) gallery positions of this trial, -1: none
+            ranked = {"trial": 1, "query": [int(x) for x in trial.query],
+                      "gallery": np.where(positions >= 0, trial.gallery[positions.clip(min=0)], -1).tolist()}
         row = _percent(result)
         row.update(num_query=int(len(trial.query)), num_gallery=int(len(trial.gallery)), num_valid=result.num_valid)
         trials.append(row)
@@ -197,7 +210,12 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     settings.update(cmc=plan.cmc_mode, exclusion=plan.exclusion.value, num_trials=len(plan.trials),
                     distance=distance if distance_fn is None else f"custom:{fn_name}",
                     normalize=bool(normalize), distance_fn=fn_name, max_rank=max_rank)
-    return {"dataset": plan.dataset, "settings": settings, "trials": trials, "mean": mean}
+    out: dict[str, Any] = {"dataset": plan.dataset, "settings": settings, "trials": trials, "mean": mean}
+    if curves:
+        out["cmc"] = [float(x) for x in np.mean(cmcs, axis=0)]
+    if ranked is not None:
+        out["ranked"] = ranked
+    return out
 
 
 def _format_value(value: Any) -> str:
