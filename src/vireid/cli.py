@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("ablate", "run the MRDA ablation grid (Tables 1-2 of seeds/003) and write a table"),
     "domains": ("domains", "derive a synthetic target domain (noise, lighting, colour, occlusion) of a dataset"),
     "adapt": ("adapt", "unsupervised cross-domain adaptation (DAN and its baselines)"),
+    "methods": ("methods", "list the implemented methods with their paper, seed section, recipes and status"),
 }
 
 
@@ -53,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
+        importlib.import_module("vireid.methods")  # registers every built-in method's parts
         return int(args._run(args) or 0)
     except VireidError as exc:
         print(f"vireid {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
     except KeyboardInterrupt:
         print(f"vireid {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -49,15 +49,6 @@ def test_split_train_val_is_seeded_disjoint_and_needs_both_modalities():
         build.split_train_val(_samples(3), 0.5, seed=0)
 
 
-def test_check_kwargs_names_the_bad_key():
-    def ctor(num_classes, *, arch="resnet50", gem_p=3.0):
-        pass
-
-    build.check_kwargs(ctor, {"arch": "resnet18"}, "model.params")
-    with pytest.raises(ConfigError, match=r"unknown config key model\.params\.gemp; valid keys: num_classes, arch, gem_p"):
-        build.check_kwargs(ctor, {"gemp": 3}, "model.params")
-
-
 def test_finite_or_raise():
     with pytest.raises(FloatingPointError, match="loss wrt is nan"):
         build.finite_or_raise(torch.tensor(float("nan")), "loss wrt")
@@ -102,6 +93,6 @@ def test_runtime_choices():
 def test_train_transforms_from_config_carry_the_infrared_option():
     from vireid.config import DataConfig
 
-    pipes = build.build_train_transforms(DataConfig(height=16, width=8, infrared_adap_gray=True))
+    pipes = build.build_train_transforms(DataConfig(height=16, width=8, augment=[{"name": "infrared_adap_gray"}]))
     names = {m: [type(t).__name__ for t in pipes[m].transforms] for m in Modality}
     assert "ChannelAdapGray" in names[Modality.INFRARED] and "ChannelAdapGray" not in names[Modality.VISIBLE]

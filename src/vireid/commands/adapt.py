@@ -16,7 +16,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vireid.commands._common import add_config_arguments
-    from vireid.engine.adapt_config import VARIANTS
+    from vireid.methods.dan.config import VARIANTS
 
     add_config_arguments(parser)
     parser.add_argument("--variant", choices=list(VARIANTS),
@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vireid.commands._common import TqdmProgress, check_run_dir
-    from vireid.engine.adapt import run_adaptation
-    from vireid.engine.adapt_config import load_adapt_config, variant_overrides
+    from vireid.methods.dan.trainer import run_adaptation
+    from vireid.methods.dan.config import load_adapt_config, variant_overrides
     from vireid.engine.runtime import setup_runtime, teardown_runtime
     from vireid.evaluation.protocols import format_table
 
