@@ -95,6 +95,17 @@ def test_every_problem_is_reported_at_once_with_its_dotted_key():
         "optim.lr", "optim.epochs", "data.num_ids", "unknown config key optim.lrr"}
 
 
+def test_schema_and_registry_problems_are_reported_together():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"optim": {"lr": -1}, "model": {"name": "agw", "params": {"gemp": 3}},
+                          "eval": {"protocol": {"mode": "al"}}})
+    assert str(info.value).splitlines() == [
+        "optim.lr: input should be greater than 0, got -1",
+        "unknown config key model.params.gemp; valid keys: arch, num_specific_stages, last_stride, non_local, gem_p, "
+        "gem_learnable, pretrained",
+        "eval.protocol.mode: input should be 'all' or 'indoor', got 'al'"]
+
+
 def test_yaml_floats_without_a_dot_load_as_numbers(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("optim:\n  lr: 1e-3\n  weight_decay: 5E-4\n  gamma: +1e-1\n")

@@ -311,7 +311,21 @@ def config_from_dict(values: dict[str, Any], cls: type[TrainConfig] = TrainConfi
     try:
         cfg = cls.model_validate(values)
     except pydantic.ValidationError as exc:
-        raise ConfigError("\n".join(_errors(exc, cls))) from None
+        errors = _errors(exc, cls)
+        # Still check the registry names and tables of the sections that are fine, so that one run
+        # of the command shows every problem: drop the broken top-level sections and validate again.
+        broken = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        if not isinstance(values, dict) or not broken or broken - set(cls.model_fields):
+            raise ConfigError("\n".join(errors)) from None
+        if "data" in broken:
+            broken |= {"eval"}  # the protocol is checked against data.dataset
+        try:
+            partial = cls.model_validate({k: v for k, v in values.items() if k not in broken})
+        except pydantic.ValidationError:
+            raise ConfigError("\n".join(errors)) from None
+        errors += [e for e in partial.component_errors() if e.replace("unknown config key ", "").split(".")[0]
+                   .split("[")[0].split(":")[0] not in broken]
+        raise ConfigError("\n".join(errors)) from None
     errors = cfg.component_errors()
     if errors:
         raise ConfigError("\n".join(errors))

@@ -106,15 +106,15 @@ class Registry(Generic[T]):
     def param_errors(self, name: str, params: dict[str, Any], where: str, exclude: tuple[str, ...] = ()) -> list[str]:
         if not isinstance(params, dict):
             return [f"{where}: expected a mapping of keyword arguments, got {params!r}"]
+        errors = []
         valid = self.accepted_params(name)
         if valid is not None:
             valid = [v for v in valid if v not in exclude]
-            unknown = [k for k in params if k not in valid]
-            if unknown:
-                return [f"unknown config key {where}.{k}; valid keys: {', '.join(valid) or '(none)'}" for k in unknown]
+            errors = [f"unknown config key {where}.{k}; valid keys: {', '.join(valid) or '(none)'}"
+                      for k in params if k not in valid]
         model = self._params_model(name, exclude)
         if model is None:
-            return []
+            return errors
         import json
 
         import pydantic
@@ -130,8 +130,8 @@ class Registry(Generic[T]):
             else:  # strict JSON mode: no "3" -> 3 coercion, while YAML lists still fill tuples
                 model.model_validate_json(text, strict=True)
         except pydantic.ValidationError as exc:
-            return format_validation_errors(exc, where)
-        return []
+            errors += format_validation_errors(exc, where)
+        return errors
 
     def _params_model(self, name: str, exclude: tuple[str, ...]) -> Any:
         """A pydantic model of the constructor's annotated keywords."""

@@ -72,3 +72,13 @@ def test_train_rejects_unknown_keys_before_doing_work(tmp_path, capsys):
 def test_test_command_names_a_missing_run(tmp_path, capsys):
     assert main(["test", "--run", str(tmp_path)]) == 2
     assert "is not a vireid run folder" in capsys.readouterr().err
+
+
+def test_test_checks_protocol_flags_against_the_dataset(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: {dataset: sysu-mm01, root: /nowhere}\n")
+    assert main(["test", "--run", str(run), "--protocol", "foo=1", "--protocol", "shots=2"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key --protocol.foo; valid keys: mode, shots, sampling, trials" in err
+    assert "--protocol.shots: input should be 1 or 10, got 2" in err

@@ -35,20 +35,16 @@ def run(args: argparse.Namespace) -> int:
     from vireid.commands._common import TqdmProgress, check_run_dir
     from vireid.methods.dan.trainer import run_adaptation
     from vireid.methods.dan.config import load_adapt_config, variant_overrides
-    from vireid.engine.runtime import setup_runtime, teardown_runtime
+    from vireid.engine.runtime import runtime_from_config
     from vireid.evaluation.protocols import format_table
 
     overrides = (variant_overrides(args.variant) if args.variant else []) + list(args.overrides)
     cfg = load_adapt_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
     check_run_dir(run_dir, args.resume)
-    r = cfg.runtime
-    runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
-    try:
+    with runtime_from_config(cfg.runtime) as runtime:
         result = run_adaptation(cfg, run_dir, runtime, progress=TqdmProgress, resume=args.resume,
                                 checkpoint=args.checkpoint)
-    finally:
-        teardown_runtime(runtime)
     if not runtime.is_main:
         return 0
     if args.json:

@@ -39,13 +39,13 @@ from vireid.config import TrainConfig, dump_config
 from vireid.types import Batch, Modality, Sample
 from vireid.engine import build
 from vireid.methods.dan.config import AdaptConfig, components, source_config, target_view
-from vireid.engine.checkpoint import load_checkpoint, unwrap
+from vireid.engine.checkpoint import unwrap
 from vireid.engine.evaluate import evaluate_model, load_trained_model
 from vireid.engine.inference import extract_features
 from vireid.methods.dan.pseudo_labels import (ExemplarMemory, assign_hard_labels, class_prototypes, cluster_centroids,
                                          dbscan_labels, label_agreement)
 from vireid.engine.runtime import Runtime
-from vireid.engine.trainer import LossTerm, Trainer
+from vireid.engine.trainer import LossTerm, Trainer, epoch_seed
 from vireid.errors import ConfigError, DatasetError
 from vireid.methods.dan.losses import (cross_modal_alignment, discriminator_accuracy, domain_adversarial_loss,
                                   exemplar_logits, proxy_a_distance, soft_label_loss)
@@ -209,22 +209,24 @@ class AdaptTrainer(Trainer):
         self._epoch = 0
         self._refreshed_epoch: int | None = None
         self._pending_memory: tuple[torch.Tensor, torch.Tensor] | None = None  # (index, x_t) of the step
+        from vireid.data.loader import ImageDataset
+
+        self.target_dataset = ImageDataset(self.target_samples, transform=None,
+                                           transform_by_modality=build.build_train_transforms(cfg.data),
+                                           in_memory=cfg.data.in_memory)
 
     # ------------------------------------------------------------------ state
 
-    def _state(self, epoch: int, iteration: int) -> dict[str, Any]:
-        state = super()._state(epoch, iteration)
-        state["dan"] = {
+    def extra_state(self) -> dict[str, Any]:
+        return {"dan": {
             "discriminators": None if self.discriminators is None else self.discriminators.state_dict(),
             "memory": None if self.memory is None else self.memory.state_dict(),
             "hard_labels": self.hard_labels, "clusters": self.clusters, "centroids": self.centroids,
             "refreshed_epoch": self._refreshed_epoch,
-        }
-        return state
+        }}
 
-    def resume(self, path: str | Path) -> None:
-        super().resume(path)
-        state = load_checkpoint(path, map_location=self.runtime.device).get("dan") or {}
+    def load_extra_state(self, ckpt: dict[str, Any]) -> None:
+        state = ckpt.get("dan") or {}
         if self.discriminators is not None and state.get("discriminators") is not None:
             self.discriminators.load_state_dict(state["discriminators"])
         if self.memory is not None and state.get("memory") is not None:
@@ -233,12 +235,6 @@ class AdaptTrainer(Trainer):
         self.centroids, self._refreshed_epoch = state.get("centroids"), state.get("refreshed_epoch")
 
     # ------------------------------------------------------------------ epoch hooks
-
-    def fit(self) -> dict[str, Any]:
-        if self.runtime.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "adapt.yaml", dump_config(self.acfg))
-        return super().fit()
 
     def _needs_refresh(self, epoch: int, skip: int) -> bool:
         d = self.acfg.dan
@@ -291,7 +287,7 @@ class AdaptTrainer(Trainer):
         return diag
 
     def _target_loader(self, epoch: int, skip: int, num_batches: int) -> DataLoader:
-        from vireid.data.loader import ImageDataset, collate_batch, seed_worker
+        from vireid.data.loader import collate_batch, seed_worker
         from vireid.data.sampler import CrossModalitySampler
 
         cfg, t = self.acfg, self.acfg.target
@@ -307,20 +303,16 @@ class AdaptTrainer(Trainer):
                 logger.warning("target pseudo-label sampling impossible this epoch (%s); sampling at random", exc)
         if plan is None:
             plan = random_target_plan(self.target_modality, t.num_per_modality, num_batches, seed, epoch)
-        if not hasattr(self, "_target_dataset"):
-            self._target_dataset = ImageDataset(self.target_samples, transform=None,
-                                                transform_by_modality=build.build_train_transforms(cfg.data),
-                                                in_memory=cfg.data.in_memory)
-        generator = torch.Generator().manual_seed((cfg.runtime.seed * 1_000_003 + epoch * 7919 + 31) % 2**31)
-        return DataLoader(self._target_dataset, batch_sampler=_ListBatchSampler(plan[skip:]),
+        # the target stream's own generator: the loader formula, offset so it never equals the source's
+        generator = torch.Generator().manual_seed((epoch_seed(cfg.runtime.seed, epoch) + 31) % 2**31)
+        return DataLoader(self.target_dataset, batch_sampler=_ListBatchSampler(plan[skip:]),
                           num_workers=cfg.data.num_workers, collate_fn=collate_batch, generator=generator,
                           worker_init_fn=seed_worker, pin_memory=self.runtime.device.type == "cuda")
 
     def on_epoch_start(self, epoch: int, skip: int) -> dict[str, Any]:
         """Refresh the pseudo labels when due and open this epoch's target loader."""
         diag = self.refresh(epoch) if self._needs_refresh(epoch, skip) else {}
-        self._train_loader(epoch, 0)  # builds the source sampler: its length sets the target batches
-        self._batches_per_epoch = len(self._sampler)
+        self._batches_per_epoch = self.steps_per_epoch  # the source epoch's length sets the target batches
         self._target_iter = iter(self._target_loader(epoch, skip, self._batches_per_epoch))
         self._epoch, self._iteration = epoch, skip
         if self.discriminators is not None:
@@ -419,6 +411,9 @@ def run_adaptation(cfg: AdaptConfig, run_dir: str | Path, runtime: Runtime, *,
     """
     run_dir = Path(run_dir)
     method = cfg.dan.method
+    if runtime.is_main:  # the full recipe, before training (config.yaml holds the target view)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "adapt.yaml", dump_config(cfg))
     if method in ("dan", "dbscan"):
         trainer: Trainer = AdaptTrainer(cfg, run_dir, runtime, progress=progress)
     else:
@@ -430,7 +425,6 @@ def run_adaptation(cfg: AdaptConfig, run_dir: str | Path, runtime: Runtime, *,
     view = target_view(cfg)
     if not runtime.is_main:
         return {}
-    atomic_write_text(run_dir / "adapt.yaml", dump_config(cfg))
     atomic_write_text(run_dir / "config.yaml", dump_config(view))
     model, ckpt = load_trained_model(view, run_dir / f"{checkpoint}.pt", runtime)
     result = evaluate_on_target(model, cfg, runtime)
