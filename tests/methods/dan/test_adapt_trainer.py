@@ -13,7 +13,7 @@ from vireid.commands import adapt as adapt_command
 from vireid.config import load_config
 from vireid.methods.dan.domains import transform_dataset
 from vireid.data.synthetic import SyntheticConfig, generate_dataset
-from vireid.methods.dan.trainer import AdaptTrainer, read_result, run_adaptation
+from vireid.methods.dan.trainer import AdaptTrainer, evaluate_on_target, read_result, run_adaptation
 from vireid.config import config_from_dict
 from vireid.methods.dan.config import AdaptConfig
 
@@ -21,7 +21,7 @@ from vireid.methods.dan.config import AdaptConfig
 def adapt_config_from_dict(values: dict) -> AdaptConfig:
     return config_from_dict(values, AdaptConfig)
 from vireid.engine.checkpoint import load_checkpoint
-from vireid.engine.evaluate import load_trained_model
+from vireid.engine.evaluate import evaluate_model, load_trained_model
 from vireid.engine.runtime import setup_runtime
 from vireid.errors import ConfigError
 
@@ -100,6 +100,8 @@ def test_run_adaptation_scores_the_target_and_resume_is_exact(data: tuple[Path, 
     view = load_config(tmp_path / "full" / "config.yaml")
     assert view.data.root == str(data[1])
     model, _ = load_trained_model(view, tmp_path / "full" / "last.pt", runtime)
+    rescored = evaluate_model(model, view, runtime)
+    assert rescored["mean"] == result["mean"]  # the reported numbers are those of last.pt on the target
     # interrupted (Ctrl-C) in the middle of epoch 2, resumed: the same weights as the straight run
     def interrupt(epoch: int, iteration: int) -> None:
         if (epoch, iteration) == (1, 1):
@@ -115,7 +117,6 @@ def test_run_adaptation_scores_the_target_and_resume_is_exact(data: tuple[Path, 
     a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "split" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert model is not None
 
 
 @pytest.mark.slow
@@ -126,7 +127,9 @@ def test_baselines_and_the_command(data: tuple[Path, Path], tmp_path: Path,
         values = _cfg(data, tmp_path, method=method, proxy_a_distance=False)
         result = run_adaptation(adapt_config_from_dict(values), tmp_path / method, runtime)
         assert result["method"] == method and "domain_gap" not in result
-        assert 0 <= result["mean"]["mAP"] <= 100
+        model, _ = load_trained_model(load_config(tmp_path / method / "config.yaml"), tmp_path / method / "last.pt",
+                                      runtime)
+        assert evaluate_on_target(model, adapt_config_from_dict(values), runtime)["mean"] == result["mean"]
     record = json.loads((tmp_path / "dbscan" / "metrics.jsonl").read_text().splitlines()[0])
     assert {"dbscan", "clusters", "dbscan_eps"} <= set(record)
 
@@ -162,7 +165,7 @@ def test_dan_adapts_to_a_manifest_target_and_scores_its_protocol(data: tuple[Pat
         result = run_adaptation(cfg, tmp_path / "run", setup_runtime("cpu", seed=0))
     finally:
         manifest.unlink()
-    assert result["method"] == "dan" and 0 <= result["mean"]["mAP"] <= 100
+    assert result["method"] == "dan"
     # scored on the manifest's own protocol: its infrared test images against its visible ones
     num_ir = sum(s.modality == Modality.INFRARED for s in noise.test)
     assert result["settings"]["direction"] == "infrared-to-visible"
