@@ -107,7 +107,11 @@ class DataConfig(DatasetSource):
     """Decode every image once into memory (small datasets)."""
     num_workers: int = Field(2, ge=0)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    """Fraction of training identities held out for model selection (never the test set)."""
+    """Fraction held out for model selection (never the test set); 0 = no validation, the last epoch is kept."""
+    val_split: Literal["identities", "images"] = "identities"
+    """``identities``: hold out ``val_fraction`` of the training identities (unseen people, as the test);
+    ``images``: keep every identity for training and hold out ``val_fraction`` of each identity's images
+    per modality (small datasets, where a sixth of the identities is too many to lose)."""
     batches_per_epoch: int | None = Field(None, ge=1)
     """Cap on batches per epoch (None: the sampler's default)."""
 
@@ -140,12 +144,17 @@ class OptimConfig(Section):
     """Linear warm-up as in AGW: epoch e < W runs at lr * (e + 1) / W."""
     milestones: list[int] = Field(default_factory=lambda: [20, 50])
     gamma: float = Field(0.1, gt=0.0)
+    schedule_for_epochs: int | None = Field(None, ge=1)
+    """The epoch count ``warmup_epochs`` and ``milestones`` are written for: when ``epochs`` differs they
+    are scaled by ``epochs / schedule_for_epochs`` (rounded half up) instead of failing (None: as written)."""
     clip_grad_norm: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _schedule(self) -> "OptimConfig":
-        if self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be <= epochs ({self.epochs})")
+        written_for = self.schedule_for_epochs or self.epochs
+        if self.warmup_epochs > written_for:
+            which = "schedule_for_epochs" if self.schedule_for_epochs else "epochs"
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be <= {which} ({written_for})")
         if list(self.milestones) != sorted(self.milestones) or any(m < 0 for m in self.milestones):
             raise ValueError(f"milestones must be increasing non-negative epochs, got {self.milestones}")
         return self

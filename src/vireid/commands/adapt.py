@@ -32,17 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vireid.commands._common import TqdmProgress, check_run_dir
-    from vireid.methods.dan.trainer import run_adaptation
-    from vireid.methods.dan.config import load_adapt_config, variant_overrides
+    from vireid.commands._common import TqdmProgress, locked_run_dir
     from vireid.engine.runtime import runtime_from_config
+    from vireid.methods.dan.config import load_adapt_config, variant_overrides
+    from vireid.methods.dan.trainer import run_adaptation
     from vireid.evaluation.protocols import format_table
 
     overrides = (variant_overrides(args.variant) if args.variant else []) + list(args.overrides)
     cfg = load_adapt_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    check_run_dir(run_dir, args.resume)
-    with runtime_from_config(cfg.runtime) as runtime:
+    with locked_run_dir(run_dir, args.resume), runtime_from_config(cfg.runtime) as runtime:  # one writer per run folder
         result = run_adaptation(cfg, run_dir, runtime, progress=TqdmProgress, resume=args.resume,
                                 checkpoint=args.checkpoint)
     if not runtime.is_main:
