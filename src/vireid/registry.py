@@ -182,6 +182,7 @@ def format_validation_errors(exc: Any, prefix: str = "") -> list[str]:
         elif err["type"] == "missing":
             lines.append(f"{key}: required key is missing")
         else:
-            msg = err["msg"]
-            lines.append(f"{key}: {msg[0].lower() + msg[1:]}, got {err.get('input')!r}")
+            msg = err["msg"].removeprefix("Value error, ")
+            got = "" if isinstance(err.get("input"), dict) else f", got {err.get('input')!r}"
+            lines.append(f"{key}: {msg[0].lower() + msg[1:]}{got}")
     return lines
