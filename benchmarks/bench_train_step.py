@@ -44,9 +44,10 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
     """Time ``args.steps`` training steps of one variant in this process."""
     import torch
 
-    from vireid.types import Batch
+    import vireid.methods  # noqa: F401  registers the built-in methods' models and losses
     from vireid.losses import build_loss
     from vireid.models import create_model
+    from vireid.types import Batch
 
     if args.threads:
         torch.set_num_threads(args.threads)
