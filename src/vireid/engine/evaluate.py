@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +32,7 @@ def load_trained_model(cfg: TrainConfig, checkpoint: str | Path, runtime: Runtim
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model_cfg = cfg.model
     if model_cfg.params.get("pretrained") is not None:  # the checkpoint holds every weight: read no weight file
-        model_cfg = dataclasses.replace(model_cfg, params={**model_cfg.params, "pretrained": None})
+        model_cfg = model_cfg.model_copy(update={"params": {**model_cfg.params, "pretrained": None}})
     model = build.build_model_from_config(model_cfg, ckpt["num_classes"])
     load_model_state(model, ckpt["model"])
     model.to(runtime.device).eval()
