@@ -238,7 +238,7 @@ def test_method_comparison_grid_is_the_old_method_grid_budget() -> None:
 
 
 def test_dan_grid_is_the_old_cpu_profile() -> None:
-    from vireid.engine.adapt_config import load_adapt_config, variant_overrides
+    from vireid.methods.dan.config import load_adapt_config, variant_overrides
 
     profile = ["data.height=64", "data.width=32", "data.pad=4", "data.batches_per_epoch=20", "data.channel_augment=ca",
                "data.channel_exchange_p=0.5", "optim.name=adamw", "optim.lr=0.001", "optim.epochs=14",
