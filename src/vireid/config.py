@@ -12,6 +12,7 @@ the registry constructor they feed is known, against that constructor's signatur
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -142,6 +143,22 @@ class TrainConfig:
 # --------------------------------------------------------------------------- conversion
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2 floats: ``1e-3`` is a number (YAML 1.1, PyYAML's default, reads a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with :class:`_Loader` (safe; ``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -238,7 +255,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
     return parts, value
@@ -254,6 +271,9 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
                 node = node[_list_index(node, part, parts[: i + 1])]
             else:
                 node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is the value {node!r}, "
+                                  f"not a section with keys")
         last = parts[-1]
         if isinstance(node, list):
             node[_list_index(node, last, parts)] = value
@@ -284,9 +304,11 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -321,12 +343,22 @@ def validate(cfg: TrainConfig) -> None:
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (d.channel_augment in ("none", "ca", "cre", "ca+cre"),
          "data.channel_augment must be one of none, ca, cre, ca+cre"),
+        (d.batches_per_epoch is None or d.batches_per_epoch >= 1, "data.batches_per_epoch must be >= 1 (or null)"),
         (o.lr > 0, "optim.lr must be positive"),
+        (o.backbone_lr_mult >= 0, f"optim.backbone_lr_mult must be >= 0 (0 freezes the backbone), got {o.backbone_lr_mult}"),
+        (o.momentum >= 0, f"optim.momentum must be >= 0, got {o.momentum}"),
+        (o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}"),
+        (o.gamma > 0, f"optim.gamma (learning-rate factor at each milestone) must be > 0, got {o.gamma}"),
         (o.epochs >= 1, "optim.epochs must be >= 1"),
         (0 <= o.warmup_epochs <= o.epochs, "optim.warmup_epochs must be in [0, optim.epochs]"),
         (list(o.milestones) == sorted(o.milestones), "optim.milestones must be increasing"),
         (o.clip_grad_norm is None or o.clip_grad_norm > 0, "optim.clip_grad_norm must be positive"),
         (cfg.eval.every >= 1, "eval.every must be >= 1"),
+        (cfg.eval.batch_size >= 1, f"eval.batch_size must be >= 1, got {cfg.eval.batch_size}"),
+        (cfg.runtime.seed >= 0, f"runtime.seed must be >= 0, got {cfg.runtime.seed}"),
+        (cfg.runtime.num_threads is None or cfg.runtime.num_threads >= 1,
+         f"runtime.num_threads must be >= 1 (or null for torch's default), got {cfg.runtime.num_threads}"),
+        (cfg.runtime.log_every >= 1, f"runtime.log_every must be >= 1, got {cfg.runtime.log_every}"),
         (len(cfg.losses) >= 1, "losses must name at least one loss"),
     ]
     for ok, message in checks:
