@@ -143,6 +143,9 @@ def test_decompression_bomb_header_is_refused(tmp_path, capsys):
     bomb = png_header_only(tmp_path / "bomb.png", 30000, 30000)
     with pytest.raises(DatasetError, match=r"bomb\.png is too large to decode safely"):
         decode_image(str(bomb))
+    between = png_header_only(tmp_path / "big.png", 9500, 9500)  # over the limit, under PIL's own 2x refusal
+    with pytest.raises(DatasetError, match=r"big\.png is too large .* the header says 9500 x 9500"):
+        decode_image(str(between))
     folder = manifest_folder(tmp_path, GOOD + ["img3.png,2,1,infrared,train", "bomb.png,2,1,visible,train"])
     shutil.copy(bomb, folder / "bomb.png")
     rc, err, run_dir = train_on(tmp_path, capsys, "manifest", folder, in_memory=True, val_fraction=0.0)

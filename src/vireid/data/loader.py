@@ -20,7 +20,6 @@ import os
 import random
 import stat
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,15 +69,20 @@ def decode_image(path: str) -> Image.Image:
     if not stat.S_ISREG(st.st_mode):
         raise DatasetError(f"image {path} is not a regular file (a folder, FIFO, socket or device); "
                            "expected an image file")
+    limit = Image.MAX_IMAGE_PIXELS
+    too_large = f"image {path} is too large to decode safely (decompression-bomb guard); expected at most " \
+                f"{limit or 0:,} pixels"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                img = _to_l_or_rgb(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DatasetError(f"image {path} is too large to decode safely ({exc}); expected a person crop "
-                           f"of at most {Image.MAX_IMAGE_PIXELS:,} pixels") from None
+        with Image.open(path) as img:  # reads the header only; PIL itself refuses twice the limit
+            width, height = img.size
+            if limit and width * height > limit:
+                raise DatasetError(f"{too_large}, the header says {width} x {height}")
+            img.load()
+            img = _to_l_or_rgb(img)
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"{too_large} ({exc})") from None
     except FileNotFoundError:
         raise DatasetError(f"image file not found: {path}") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
