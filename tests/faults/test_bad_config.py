@@ -122,4 +122,4 @@ def test_resume_without_validation_split_and_more_epochs(tiny_sysu, tmp_path, ca
 def test_unknown_protocol_setting(finished_run, capsys):
     _, run_dir = finished_run
     rc, err = run_cli(capsys, "test", "--run", run_dir, "--protocol", "foo=1")
-    assert_clear_error(rc, err, "test", "sysu-mm01 protocol", "unknown option(s) ['foo']", "valid:")
+    assert_clear_error(rc, err, "test", "the sysu-mm01 protocol has no setting 'foo'", "valid settings")
