@@ -16,13 +16,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 
 def assert_clear_error(rc: int, err: str, command: str, *words: str) -> str:
-    """Exit 2, no traceback, exactly one ``vireid COMMAND: error: ...`` line holding every word."""
+    """Exit 2, no traceback, exactly one ``vireid COMMAND: error: ...`` line holding every word (any case)."""
     assert rc == 2, err
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith(f"vireid {command}: error:")]
     assert len(lines) == 1, err
     for word in words:
-        assert word in lines[0], (word, lines[0])
+        assert word.lower() in lines[0].lower(), (word, lines[0])
     return lines[0]
 
 

@@ -35,17 +35,17 @@ def test_yaml_1_1_exponent_floats_load_as_numbers(tmp_path):
     assert load_config(recipe).name == "run1e3"
 
 
-BAD_VALUES = [
-    ("optim", "backbone_lr_mult", -1, ["optim.backbone_lr_mult", ">= 0"]),
-    ("optim", "gamma", -1, ["optim.gamma", "> 0"]),
-    ("optim", "weight_decay", -1, ["optim.weight_decay", ">= 0"]),
-    ("optim", "momentum", -0.5, ["optim.momentum", ">= 0"]),
-    ("optim", "lr", "fast", ["optim.lr", "expected a number"]),
-    ("runtime", "num_threads", 0, ["runtime.num_threads", ">= 1"]),
-    ("runtime", "seed", -1, ["runtime.seed", ">= 0"]),
-    ("runtime", "device", "banana", ["runtime.device", "banana", "expected auto, cpu, cuda"]),
-    ("eval", "batch_size", 0, ["eval.batch_size", ">= 1"]),
-    ("data", "batches_per_epoch", 0, ["data.batches_per_epoch", ">= 1"]),
+BAD_VALUES = [  # the message names the key and the value given
+    ("optim", "backbone_lr_mult", -1, ["optim.backbone_lr_mult", "0", "-1"]),
+    ("optim", "gamma", -1, ["optim.gamma", "0", "-1"]),
+    ("optim", "weight_decay", -1, ["optim.weight_decay", "0", "-1"]),
+    ("optim", "momentum", -0.5, ["optim.momentum", "0", "-0.5"]),
+    ("optim", "lr", "fast", ["optim.lr", "number", "fast"]),
+    ("runtime", "num_threads", 0, ["runtime.num_threads", "1", "0"]),
+    ("runtime", "seed", -1, ["runtime.seed", "0", "-1"]),
+    ("runtime", "device", "banana", ["runtime.device", "banana", "cpu", "cuda"]),
+    ("eval", "batch_size", 0, ["eval.batch_size", "1", "0"]),
+    ("data", "batches_per_epoch", 0, ["data.batches_per_epoch", "1", "0"]),
 ]
 
 
@@ -60,7 +60,7 @@ def test_bad_value_is_one_line_and_exit_2(tiny_sysu, tmp_path, capsys, section, 
 
 
 @pytest.mark.parametrize(("override", "words"), [
-    ("optim.lr.x=1", ["optim.lr.x=1", "optim.lr is the value 0.01", "not a section"]),
+    ("optim.lr.x=1", ["optim.lr.x=1", "optim.lr", "0.01", "not a section"]),
     ("optim.lr", ["must look like section.key=value"]),
     ("losses.7.weight=1", ["losses.7", "not an index"]),
     ("optim.lr=[1", ["not valid YAML"]),
@@ -76,7 +76,7 @@ def test_non_utf8_recipe(tmp_path, capsys):
     recipe = tmp_path / "latin1.yaml"
     recipe.write_bytes("name: caf\xe9\n".encode("latin-1"))
     rc, err = run_cli(capsys, "train", "--config", recipe, "--run-dir", tmp_path / "run")
-    assert_clear_error(rc, err, "train", str(recipe), "not UTF-8")
+    assert_clear_error(rc, err, "train", str(recipe), "utf-8")
 
 
 # ---------------------------------------------------------------------------- resume mismatches
@@ -122,4 +122,4 @@ def test_resume_without_validation_split_and_more_epochs(tiny_sysu, tmp_path, ca
 def test_unknown_protocol_setting(finished_run, capsys):
     _, run_dir = finished_run
     rc, err = run_cli(capsys, "test", "--run", run_dir, "--protocol", "foo=1")
-    assert_clear_error(rc, err, "test", "the sysu-mm01 protocol has no setting 'foo'", "valid settings")
+    assert_clear_error(rc, err, "test", "foo", "mode, shots, sampling, trials")
