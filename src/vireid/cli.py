@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("ablate", "run the MRDA ablation grid (Tables 1-2 of seeds/003) and write a table"),
     "domains": ("domains", "derive a synthetic target domain (noise, lighting, colour, occlusion) of a dataset"),
     "adapt": ("adapt", "unsupervised cross-domain adaptation (DAN and its baselines)"),
+    "export": ("export", "export a trained run's embedding model to ONNX (preprocessing in its metadata)"),
+    "index": ("index", "build, search, add to or delete from a gallery index (FAISS or Milvus + SQLite)"),
+    "serve": ("serve", "serve a gallery index: search API (FastAPI) and web page"),
 }
 
 
