@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from vireid.errors import VireidError
@@ -34,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vireid", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--offline", action="store_true",
+                        help="never download (e.g. pretrained: imagenet weights); same as VIREID_OFFLINE=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -55,14 +58,42 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if args.offline:
+        os.environ["VIREID_OFFLINE"] = "1"
     try:
         return int(args._run(args) or 0)
     except VireidError as exc:
         print(f"vireid {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"vireid {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:  # read-only folder, disk full, an output path that is a file...
+        print(f"vireid {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into TrainingInterrupted by the trainer
+        signum = getattr(exc, "signum", None)
+        name = "SIGTERM" if signum == 15 else "Ctrl-C" if signum in (None, 2) else f"signal {signum}"
+        saved = getattr(exc, "saved", None)
+        where = f"; saved {saved} (continue with --resume)" if saved else ""
+        print(f"vireid {args.command}: interrupted ({name}){where}", file=sys.stderr)
+        return 128 + int(signum) if signum else 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system failure: the path(s), what failed, and what to do for the usual ones."""
+    import errno
+
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    what = exc.strerror or str(exc)
+    hint = {
+        errno.ENOSPC: "free some space or choose another output folder",
+        errno.EROFS: "choose a writable output folder",
+        errno.EACCES: "check the permissions or choose another path",
+        errno.EPERM: "check the permissions or choose another path",
+        errno.ENOTDIR: "a component of the path is a file, not a folder",
+        errno.EEXIST: "the path already exists",
+        errno.EISDIR: "expected a file, found a folder",
+        errno.ENOENT: "no such file or folder",
+    }.get(exc.errno or 0)
+    return f"{paths + ': ' if paths else ''}{what}{' (' + hint + ')' if hint else ''}"
 
 
 if __name__ == "__main__":  # pragma: no cover
