@@ -74,6 +74,7 @@ def _randomised(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.mark.slow
 @pytest.mark.parametrize("name,params", [
     ("agw", {"arch": "resnet18", "non_local": True}),  # non-local blocks
+    ("agw", {"arch": "mobilenet_v2"}),  # the two-stream MobileNetV2 backbone
     ("mrda", {"arch": "resnet18", "attention": "cbam", "use_mrm": True}),
     ("mrda", {"arch": "resnet18", "attention": "iwpam", "size": (96, 48)}),  # 6x3 map: 3 parts divide 6 rows
     ("mrda", {"arch": "resnet18", "attention": "dam", "dam_mode": "route_kv", "dam_qk_channels": 16, "dam_k": 2}),
