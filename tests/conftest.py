@@ -64,6 +64,12 @@ def train_tiny_run(root: Path, out: Path, model: str, epochs: int = 1, batches: 
 
 
 @pytest.fixture(scope="session")
+def tiny_model_params() -> dict[str, dict]:
+    """Model name -> the params :func:`train_tiny_run` trains it with."""
+    return TINY_MODELS
+
+
+@pytest.fixture(scope="session")
 def tiny_run_factory(tiny_sysu: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``factory(model_name)`` -> a run folder trained for 2 batches (cached per model)."""
     runs: dict[str, Path] = {}
