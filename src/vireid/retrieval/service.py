@@ -28,6 +28,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from vireid.retrieval.embedder import Embedder
 from vireid.retrieval.index import GalleryIndex, GalleryRecord, IndexError_, parse_time
 from vireid.types import Modality
@@ -121,16 +126,11 @@ class _TooLarge(Exception):
 
 
 def create_app(index: GalleryIndex, embedder: Embedder, *, limits: ServiceLimits | None = None,
-               token: str | None = None) -> Any:
+               token: str | None = None) -> FastAPI:
     """The FastAPI application over ``index`` (queries embedded by ``embedder``, same fingerprint).
 
     ``token``: the bearer token for writes; ``None`` reads :data:`TOKEN_ENV` (writes off when unset or empty).
     """
-    from fastapi import FastAPI, File, Form, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     from vireid.retrieval.index import ModelMismatchError
 
     limits = limits or ServiceLimits()
