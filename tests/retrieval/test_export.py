@@ -87,6 +87,11 @@ def test_variants_export_with_parity(name, params, tmp_path):
     spec = Preprocessing(height=height, width=width)
     out = tmp_path / "m.onnx"
     export_onnx(model, spec, out, model_name=name)
+    assert not model.training  # the exporter must not flip the caller's model into training mode
+    model.train()
+    export_onnx(model, spec, out, model_name=name)
+    assert model.training
+    model.eval()
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (80, 40, 3), dtype=np.uint8) for _ in range(4)]
     ref = TorchEmbedder(model, spec, model_name=name).embed(images, [0, 1, 1, 0])

@@ -79,7 +79,8 @@ class ExportableEmbedding(nn.Module):
         reason = why_not_exportable(model)
         if reason is not None:
             raise ExportError(f"cannot export: {reason}")
-        self.model = model.eval()
+        self.model = model
+        self.eval()  # the wrapper too: the exporter restores the wrapper's mode (recursively) when done
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
         from vireid.models.backbones import MODALITY_KEYS
@@ -107,6 +108,15 @@ def export_onnx(model: nn.Module, spec: Preprocessing, out: str | Path, *, model
 
     Returns the metadata written. Raises :class:`ExportError` for a model that cannot be exported.
     """
+    was_training = model.training
+    try:
+        return _export(model, spec, out, model_name, fingerprint)
+    finally:
+        model.train(was_training)  # the caller's model comes back in the mode it was given
+
+
+def _export(model: nn.Module, spec: Preprocessing, out: str | Path, model_name: str,
+            fingerprint: str | None) -> dict[str, str]:
     import onnx
 
     wrapper = ExportableEmbedding(model).cpu().float()

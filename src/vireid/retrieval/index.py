@@ -125,7 +125,8 @@ class GalleryIndex:
         return int(self.info["dim"])
 
     def __len__(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM gallery").fetchone()[0])
+        with self._lock:  # one SQLite connection shared by the service's threads
+            return int(self.db.execute("SELECT COUNT(*) FROM gallery").fetchone()[0])
 
     # -- creation and loading ------------------------------------------------------------------
     @classmethod
@@ -248,7 +249,8 @@ class GalleryIndex:
 
     # -- queries -------------------------------------------------------------------------------
     def get(self, gallery_id: int) -> GalleryRecord | None:
-        row = self.db.execute("SELECT * FROM gallery WHERE id = ?", (int(gallery_id),)).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT * FROM gallery WHERE id = ?", (int(gallery_id),)).fetchone()
         return None if row is None else GalleryRecord(*row[1:])
 
     def _allowed(self, camera: Sequence[str] | None, modality: str | None, since: float | None,

@@ -31,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vireid.retrieval.embedder import Embedder
@@ -204,11 +205,14 @@ def create_app(index: GalleryIndex, embedder: Embedder, *, limits: ServiceLimits
             raise ApiError(422, f"k: must be in 1..{limits.max_k}, got {k}")
         mod = _modality(modality)
         img, fmt, _ = await _read_image(image)
-        try:
-            query = embedder.embed([img], mod, flip=flip)
-            (hits,) = index.search(query, model_fingerprint=embedder.fingerprint, k=k,
-                                   camera=[c.strip() for c in camera.split(",") if c.strip()] or None,
-                                   modality=gallery_modality or None, since=since or None, until=until or None)
+        def run() -> list:
+            query = embedder.embed([img], mod, flip=flip)  # (1, D)
+            return index.search(query, model_fingerprint=embedder.fingerprint, k=k,
+                                camera=[c.strip() for c in camera.split(",") if c.strip()] or None,
+                                modality=gallery_modality or None, since=since or None, until=until or None)[0]
+
+        try:  # in the thread pool: the event loop keeps accepting requests meanwhile
+            hits = await run_in_threadpool(run)
         except (IndexError_, ValueError) as exc:
             raise ApiError(422, str(exc)) from None
         return {"query": {"modality": mod.name.lower(), "format": fmt, "size": list(img.size)}, "k": k,
@@ -230,9 +234,9 @@ def create_app(index: GalleryIndex, embedder: Embedder, *, limits: ServiceLimits
         uploads.mkdir(exist_ok=True)
         path = uploads / f"{uuid.uuid4().hex}{FORMATS[fmt][1]}"  # our name: nothing from the client
         path.write_bytes(data)
-        vector = embedder.embed([img], mod)
+        vector = await run_in_threadpool(embedder.embed, [img], mod)
         record = GalleryRecord(str(path), camera, mod.name.lower(), when, track_id or None, identity or None)
-        (new_id,) = index.add([record], vector, model_fingerprint=embedder.fingerprint)
+        (new_id,) = await run_in_threadpool(index.add, [record], vector, model_fingerprint=embedder.fingerprint)
         return {"id": new_id, "gallery": len(index)}
 
     @app.delete("/gallery/{gallery_id}")
