@@ -9,6 +9,8 @@ import pytest
 import torch
 import yaml
 
+import vireid.methods  # noqa: F401  registers the built-in methods, as the command line does
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:

@@ -89,7 +89,7 @@ def test_manifest_errors_name_file_and_line(tmp_path):
 
 def test_registry_and_relpath_parsing(tmp_path):
     assert dataset_names() == ["llcm", "manifest", "regdb", "sysu-mm01"]
-    valid = r"\['llcm', 'manifest', 'regdb', 'sysu-mm01'\]"
+    valid = "llcm, manifest, regdb, sysu-mm01"
     with pytest.raises(ConfigError, match=rf"unknown dataset 'market'; valid: {valid}"):
         build_dataset("market", tmp_path)
     with pytest.raises(ConfigError, match=r"dataset 'sysu-mm01': unknown option\(s\) \['trial'\]; valid: \[\]"):
