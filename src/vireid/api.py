@@ -33,6 +33,7 @@ def load_run_model(run: str | Path, checkpoint: str = "best", overrides: list[st
     ``run`` is a run folder (``checkpoint`` = ``best``/``last``/a path) or a checkpoint file
     inside a run folder (its ``config.yaml`` beside it).
     """
+    import vireid.methods  # noqa: F401  (registers the built-in methods' models)
     from vireid.commands._common import load_run_config
     from vireid.engine.evaluate import load_trained_model, resolve_checkpoint
     from vireid.engine.runtime import Runtime, resolve_device

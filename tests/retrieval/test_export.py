@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import vireid
+import vireid.methods  # noqa: F401  (registers agw, mrda, ...)
 from vireid.models import create_model, list_models
 from vireid.retrieval.embedder import OnnxEmbedder, TorchEmbedder
 from vireid.retrieval.export import ExportError, ExportableEmbedding, export_onnx, why_not_exportable
