@@ -29,6 +29,7 @@ def rss_mb() -> float:
 def main() -> None:
     import onnxruntime as ort
 
+    import vireid.methods  # noqa: F401  (registers agw, mrda)
     from vireid.models import create_model
     from vireid.retrieval.export import export_onnx
     from vireid.retrieval.preprocess import Preprocessing

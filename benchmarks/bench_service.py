@@ -75,6 +75,7 @@ async def load(url: str, images: list[bytes], clients: int, requests: int, timeo
     import httpx
 
     latencies, errors = [], 0
+    kinds: dict[str, int] = {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
         async def one(c: int) -> None:
@@ -88,12 +89,17 @@ async def load(url: str, images: list[bytes], clients: int, requests: int, timeo
                     resp = await client.post("/search", files={"image": ("q.png", images[(c + r) % len(images)])},
                                              data={"modality": "infrared", "k": "10"})
                     ok = resp.status_code == 200 and len(resp.json()["hits"]) == 10
-                except Exception:  # timeouts, resets: counted as errors
-                    ok = False
+                    why = f"HTTP {resp.status_code}: {resp.text[:120]}"
+                except Exception as exc:  # timeouts, resets: counted as errors
+                    ok, why = False, f"{type(exc).__name__}: {str(exc)[:120]}"
                 latencies.append(time.perf_counter() - t)
-                errors += 0 if ok else 1
+                if not ok:
+                    errors += 1
+                    kinds[why] = kinds.get(why, 0) + 1
 
         await asyncio.gather(*(one(c) for c in range(clients)))
+    for why, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"error x{n}: {why}")
     return latencies, errors
 
 
