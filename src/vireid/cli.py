@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "methods": ("methods", "list the implemented methods with their paper, seed section, recipes and status"),
     "report": ("report", "report of an evaluated run (tables, CMC, ranked lists, curves, t-SNE, Grad-CAM), or runs side by side"),
     "init-recipe": ("init_recipe", "write a training recipe fitted to a dataset's size and this machine"),
+    "export": ("export", "export a trained run's embedding model to ONNX (preprocessing in its metadata)"),
+    "index": ("index", "build, search, add to or delete from a gallery index (FAISS or Milvus + SQLite)"),
+    "serve": ("serve", "serve a gallery index: search API (FastAPI) and web page"),
 }
 
 
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Import only the module of the requested sub-command.
     only = next((a for a in argv if a in COMMANDS), None)
+    if only is not None:  # registers every built-in method's parts (before a command's flags list their names)
+        importlib.import_module("vireid.methods")
     parser = build_parser(only)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -61,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.offline:
         os.environ["VIREID_OFFLINE"] = "1"
     try:
-        importlib.import_module("vireid.methods")  # registers every built-in method's parts
         return int(args._run(args) or 0)
     except VireidError as exc:
         print(f"vireid {args.command}: error: {exc}", file=sys.stderr)
