@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
-from vireid.types import Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError
 from vireid.evaluation.protocols import EvalPlan
 
@@ -37,6 +37,9 @@ class ReIDDataset:
 
     name: ClassVar[str] = ""
     layout: ClassVar[str] = ""
+    # the modalities the dataset holds; samplers and protocols read it (single-modality re-ID:
+    # visible only; text-to-image: visible and text)
+    modalities: ClassVar[tuple[Modality, ...]] = (Modality.VISIBLE, Modality.INFRARED)
 
     def __init__(self, root: str, train: list[Sample], test: list[Sample]) -> None:
         self.root = str(root)
