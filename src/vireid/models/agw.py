@@ -13,6 +13,7 @@ from vireid.models.backbones import ARCHS, TwoStreamResNet
 from vireid.models.base import BackboneHeadModel
 from vireid.models.head import ReIDHead
 from vireid.models.layers import GeM
+from vireid.models.mobilenet import MOBILENET_ARCHS, TwoStreamMobileNetV2
 from vireid.models.registry import register_model
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,10 @@ def agw_non_local(arch: str) -> tuple[int, int, int, int]:
     ResNet-34/50: ``(0, 2, 3, 0)``; ResNet-18 (2 blocks per layer): ``(0, 2, 2, 0)``. (The public
     code indexes the blocks of ResNet-50, so with ResNet-18 it silently inserts none.)
     """
-    capped = tuple(min(n, b) for n, b in zip(AGW_NON_LOCAL, ARCHS[arch]))
+    depths = ARCHS.get(arch) or MOBILENET_ARCHS[arch]
+    capped = tuple(min(n, b) for n, b in zip(AGW_NON_LOCAL, depths))
     if capped != AGW_NON_LOCAL:
-        logger.info("AGW(%s): non-local blocks capped to %s by the layer depths %s", arch, capped, ARCHS[arch])
+        logger.info("AGW(%s): non-local blocks capped to %s by the layer depths %s", arch, capped, depths)
     return capped  # type: ignore[return-value]
 
 
@@ -43,7 +45,8 @@ class AGW(BackboneHeadModel):
 
     Args:
         num_classes: training identities (0 = embedding only, no classifier).
-        arch: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"`` (AGW: resnet50).
+        arch: ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` (AGW: resnet50) or ``"mobilenet_v2"``
+            (:class:`~vireid.models.mobilenet.TwoStreamMobileNetV2`, same split points).
         num_specific_stages: modality-specific stages (AGW: 1 = the stem).
         last_stride: stride of layer4 (AGW: 1).
         non_local: ``True`` = AGW placement (see :func:`agw_non_local`), ``False`` = none, or
@@ -65,13 +68,14 @@ class AGW(BackboneHeadModel):
         pretrained: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
-        if arch not in ARCHS:
-            raise ValueError(f"AGW: unknown arch {arch!r}; valid: {sorted(ARCHS)}")
+        if arch not in ARCHS and arch not in MOBILENET_ARCHS:
+            raise ValueError(f"AGW: unknown arch {arch!r}; valid: {sorted(ARCHS) + sorted(MOBILENET_ARCHS)}")
         if isinstance(non_local, bool):
             placement = agw_non_local(arch) if non_local else (0, 0, 0, 0)
         else:
             placement = tuple(non_local)
-        self.backbone = TwoStreamResNet(
+        backbone_cls = TwoStreamMobileNetV2 if arch in MOBILENET_ARCHS else TwoStreamResNet
+        self.backbone = backbone_cls(
             arch, num_specific_stages=num_specific_stages, last_stride=last_stride,
             pretrained=pretrained, non_local=placement,
         )

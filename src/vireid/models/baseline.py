@@ -12,6 +12,7 @@ from vireid.models.backbones import TwoStreamResNet
 from vireid.models.base import BackboneHeadModel
 from vireid.models.head import ReIDHead
 from vireid.models.layers import GlobalAvgPool
+from vireid.models.mobilenet import MOBILENET_ARCHS, TwoStreamMobileNetV2
 from vireid.models.registry import register_model
 
 
@@ -32,7 +33,8 @@ class Baseline(BackboneHeadModel):
         pretrained: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = TwoStreamResNet(
+        backbone_cls = TwoStreamMobileNetV2 if arch in MOBILENET_ARCHS else TwoStreamResNet
+        self.backbone = backbone_cls(
             arch, num_specific_stages=num_specific_stages, last_stride=last_stride, pretrained=pretrained
         )
         self.head = ReIDHead(self.backbone.out_channels, num_classes, GlobalAvgPool())
