@@ -49,6 +49,27 @@ def sample_pose(rng: np.random.Generator, view_p: tuple[float, float, float]) ->
 
 Paint = Union[np.ndarray, Garment]   # a (C,) solid paint or a garment (patterned)
 Keep = Callable[[Grid], np.ndarray]   # an extra mask (e.g. "above the forehead") on a sub-grid
+Part = tuple[int, int]   # (instance id of :mod:`truth`, provisional ATR label)
+
+
+@dataclass
+class Marks:
+    """Ground truth collected while drawing: which primitive covers each pixel, and the joints.
+
+    ``parts`` (H, W) uint8 holds the instance id (:data:`vireid.data.synthetic.truth.PARTS`) of the
+    top-most primitive covering each pixel (coverage >= 0.5), ``labels`` (H, W) uint8 its parsing
+    label with limbs named by *slot* (0: the +u limb in front/back views, the near limb in side
+    views; see :func:`vireid.data.synthetic.truth.slot0_is_left`). ``joints`` maps joint names
+    (``nose``, ``eye0``, ``shoulder1``...) to body-space (u, v).
+    """
+
+    parts: np.ndarray
+    labels: np.ndarray
+    joints: dict[str, tuple[float, float]]
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> "Marks":
+        return cls(np.zeros((height, width), np.uint8), np.zeros((height, width), np.uint8), {})
 
 
 class _Painter:
@@ -57,8 +78,18 @@ class _Painter:
     Each primitive is evaluated only in the window of pixels its body-space box covers.
     """
 
-    def __init__(self, grid: Grid, canvas: np.ndarray, infrared: bool) -> None:
+    def __init__(self, grid: Grid, canvas: np.ndarray, infrared: bool, marks: Marks | None = None) -> None:
         self.grid, self.canvas, self.infrared = grid, canvas, infrared  # canvas (H, W, C)
+        self.marks = marks
+
+    def _mark(self, sl: tuple[slice, slice], alpha: np.ndarray, part: Part | None,
+              labels: np.ndarray | None = None) -> None:
+        """Record ``part`` where this primitive covers a pixel at least half (``labels``: per pixel)."""
+        if self.marks is None or part is None:
+            return
+        on = alpha >= 0.5  # (h, w)
+        np.copyto(self.marks.parts[sl], np.uint8(part[0]), where=on)
+        np.copyto(self.marks.labels[sl], np.uint8(part[1]) if labels is None else labels, where=on)
 
     def solid(self, rgb: tuple[float, float, float], level: float) -> np.ndarray:
         return np.array([level] if self.infrared else rgb, dtype=np.float32)  # (C,)
@@ -85,7 +116,8 @@ class _Painter:
         region += alpha[..., None] * (paint - region)
 
     def limb(self, p0: tuple[float, float], p1: tuple[float, float], r0: float, r1: float, paint: Paint,
-             dim: float = 1.0, until: float = 1.01, rest: Paint | None = None) -> None:
+             dim: float = 1.0, until: float = 1.01, rest: Paint | None = None, part: Part | None = None,
+             rest_label: int | None = None) -> None:
         """A capsule painted ``paint`` for ``t < until`` along it and ``rest`` beyond (sleeves, shorts)."""
         r = max(r0, r1)
         win = self.grid.window(min(p0[0], p1[0]) - r, max(p0[0], p1[0]) + r,
@@ -95,12 +127,16 @@ class _Painter:
         g, sl = win
         alpha, t, d = capsule(g, p0, p1, r0, r1)
         colour = self._paint(paint, g)
+        labels = None
         if rest is not None and until < 1.0:
             colour = np.where((t < until)[..., None], colour, self._paint(rest, g))  # (h, w, C)
+            if part is not None and rest_label is not None:
+                labels = np.where(t < until, part[1], rest_label).astype(np.uint8)  # (h, w)
         self._composite(sl, alpha, colour, d, dim)
+        self._mark(sl, alpha, part, labels)
 
     def ellipse(self, centre: tuple[float, float], a: float, b: float, paint: Paint, dim: float = 1.0,
-                keep: Keep | None = None, shade: bool = True) -> None:
+                keep: Keep | None = None, shade: bool = True, part: Part | None = None) -> None:
         win = self.grid.window(centre[0] - a, centre[0] + a, centre[1] - b, centre[1] + b)
         if win is None:
             return
@@ -109,9 +145,10 @@ class _Painter:
         if keep is not None:
             alpha = alpha * keep(g)
         self._composite(sl, alpha, self._paint(paint, g), d if shade else None, dim)
+        self._mark(sl, alpha, part)
 
     def trapezoid(self, v0: float, v1: float, w0: float, w1: float, paint: Paint, cu: float = 0.0,
-                  round_top: float = 0.0) -> None:
+                  round_top: float = 0.0, part: Part | None = None) -> None:
         w = max(w0, w1)
         win = self.grid.window(cu - w, cu + w, v0, v1)
         if win is None:
@@ -119,19 +156,25 @@ class _Painter:
         g, sl = win
         alpha, d = trapezoid(g, v0, v1, w0, w1, cu, round_top)
         self._composite(sl, alpha, self._paint(paint, g), d, 1.0)
+        self._mark(sl, alpha, part)
 
-    def rect(self, u0: float, u1: float, v0: float, v1: float, paint: Paint) -> None:
+    def rect(self, u0: float, u1: float, v0: float, v1: float, paint: Paint, part: Part | None = None) -> None:
         win = self.grid.window(u0, u1, v0, v1)
         if win is not None:
             g, sl = win
-            self._composite(sl, rectangle(g, u0, u1, v0, v1), self._paint(paint, g), None, 1.0)
+            alpha = rectangle(g, u0, u1, v0, v1)
+            self._composite(sl, alpha, self._paint(paint, g), None, 1.0)
+            self._mark(sl, alpha, part)
 
-    def band(self, p0: tuple[float, float], p1: tuple[float, float], half_width: float, paint: Paint) -> None:
+    def band(self, p0: tuple[float, float], p1: tuple[float, float], half_width: float, paint: Paint,
+             part: Part | None = None) -> None:
         win = self.grid.window(min(p0[0], p1[0]) - half_width, max(p0[0], p1[0]) + half_width,
                                min(p0[1], p1[1]) - half_width, max(p0[1], p1[1]) + half_width)
         if win is not None:
             g, sl = win
-            self._composite(sl, band(g, p0, p1, half_width), self._paint(paint, g), None, 1.0)
+            alpha = band(g, p0, p1, half_width)
+            self._composite(sl, alpha, self._paint(paint, g), None, 1.0)
+            self._mark(sl, alpha, part)
 
 
 def draw_person(canvas: np.ndarray, grid: Grid, ident: IdentitySpec, pose: Pose, infrared: bool) -> None:
