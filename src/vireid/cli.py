@@ -62,9 +62,35 @@ def main(argv: list[str] | None = None) -> int:
     except VireidError as exc:
         print(f"vireid {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"vireid {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:  # read-only folder, disk full, an output path that is a file...
+        print(f"vireid {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into TrainingInterrupted by the trainer
+        signum = getattr(exc, "signum", None)
+        name = "SIGTERM" if signum == 15 else "Ctrl-C" if signum in (None, 2) else f"signal {signum}"
+        saved = getattr(exc, "saved", None)
+        where = f"; saved {saved} (continue with --resume)" if saved else ""
+        print(f"vireid {args.command}: interrupted ({name}){where}", file=sys.stderr)
+        return 128 + int(signum) if signum else 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system failure: the path(s), what failed, and what to do for the usual ones."""
+    import errno
+
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    what = exc.strerror or str(exc)
+    hint = {
+        errno.ENOSPC: "free some space or choose another output folder",
+        errno.EROFS: "choose a writable output folder",
+        errno.EACCES: "check the permissions or choose another path",
+        errno.EPERM: "check the permissions or choose another path",
+        errno.ENOTDIR: "a component of the path is a file, not a folder",
+        errno.EEXIST: "the path already exists",
+        errno.EISDIR: "expected a file, found a folder",
+        errno.ENOENT: "no such file or folder",
+    }.get(exc.errno or 0)
+    return f"{paths + ': ' if paths else ''}{what}{' (' + hint + ')' if hint else ''}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,22 @@ def check_run_dir(run_dir: Path, resume: bool) -> Path:
     if not resume and last.is_file():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
     return last
+
+
+@contextlib.contextmanager
+def locked_run_dir(run_dir: Path, resume: bool) -> Iterator[Path]:
+    """:func:`check_run_dir` under the run-folder lock (rank 0 under ``torchrun``), held for the block.
+
+    A ``--resume`` of a missing run fails before anything is created; a fresh run's folder is
+    created by the lock and removed again if the block fails before writing into it.
+    """
+    from vireid.engine.run_lock import run_lock
+
+    if resume:
+        check_run_dir(run_dir, resume)
+    lock = run_lock(run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with lock:
+        yield check_run_dir(run_dir, resume)
 
 
 class TqdmProgress:

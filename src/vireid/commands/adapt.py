@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vireid.commands._common import TqdmProgress, check_run_dir
+    from vireid.commands._common import TqdmProgress, locked_run_dir
     from vireid.engine.adapt import run_adaptation
     from vireid.engine.adapt_config import load_adapt_config, variant_overrides
     from vireid.engine.runtime import setup_runtime, teardown_runtime
@@ -41,14 +41,14 @@ def run(args: argparse.Namespace) -> int:
     overrides = (variant_overrides(args.variant) if args.variant else []) + list(args.overrides)
     cfg = load_adapt_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    check_run_dir(run_dir, args.resume)
     r = cfg.runtime
-    runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
-    try:
-        result = run_adaptation(cfg, run_dir, runtime, progress=TqdmProgress, resume=args.resume,
-                                checkpoint=args.checkpoint)
-    finally:
-        teardown_runtime(runtime)
+    with locked_run_dir(run_dir, args.resume):  # one writer per run folder
+        runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
+        try:
+            result = run_adaptation(cfg, run_dir, runtime, progress=TqdmProgress, resume=args.resume,
+                                    checkpoint=args.checkpoint)
+        finally:
+            teardown_runtime(runtime)
     if not runtime.is_main:
         return 0
     if args.json:

@@ -1,7 +1,9 @@
 """``vireid train --config RECIPE.yaml [--set key=value ...] [--run-dir DIR] [--resume]``.
 
 Works alone or under ``torchrun --nproc-per-node N -m vireid.cli train ...`` (DDP: gloo on CPU,
-NCCL on CUDA; only rank 0 writes).
+NCCL on CUDA; only rank 0 writes). One process writes a run folder at a time (a lock file
+``RUN_DIR/.vireid.lock`` names it); SIGINT and SIGTERM save ``last.pt`` at the last completed
+step and exit with 130 / 143.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vireid.commands._common import TqdmProgress, add_config_arguments, check_run_dir
+from vireid.commands._common import TqdmProgress, add_config_arguments, locked_run_dir
 from vireid.config import load_config
 
 
@@ -26,16 +28,16 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    last = check_run_dir(run_dir, args.resume)
     r = cfg.runtime
-    runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
-    try:
-        trainer = Trainer(cfg, run_dir, runtime, progress=TqdmProgress)
-        if args.resume:
-            trainer.resume(last)
-        summary = trainer.fit()
-    finally:
-        teardown_runtime(runtime)
+    with locked_run_dir(run_dir, args.resume) as last:  # one writer per run folder
+        runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
+        try:
+            trainer = Trainer(cfg, run_dir, runtime, progress=TqdmProgress)
+            if args.resume:
+                trainer.resume(last)
+            summary = trainer.fit()
+        finally:
+            teardown_runtime(runtime)
     if runtime.is_main:
         print(json.dumps({"run_dir": str(run_dir), "best": summary["best"]}, indent=2))
     return 0

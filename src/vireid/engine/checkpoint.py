@@ -7,7 +7,9 @@ unpickling of arbitrary classes), so ``torch.load(..., weights_only=True)`` read
 from __future__ import annotations
 
 import logging
+import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,32 @@ def save_checkpoint(path: str | Path, **payload: Any) -> None:
     data = {"format": FORMAT, "version": VERSION, **payload}
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
+
+
+# what utils.io.atomic_path leaves behind when its process is killed mid-write (kill -9, power loss):
+# ".{target name}.{8 random characters of mkstemp}.tmp{target suffix}"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^./]+)?$")
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[str]:
+    """Delete the temporary files of interrupted atomic writes in ``folder``; returns their names.
+
+    Only safe for the folder's one writer (the trainer calls it holding the run lock): a temporary
+    file of a live writer looks the same.
+    """
+    removed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                removed.append(entry.name)
+    if removed:
+        logger.warning("removed %d temporary file(s) of interrupted writes in %s: %s", len(removed), folder,
+                       ", ".join(sorted(removed)[:5]))
+    return sorted(removed)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

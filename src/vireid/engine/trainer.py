@@ -3,9 +3,15 @@ atomic per-epoch checkpoints, exact resume, Ctrl-C handling and DDP through ``to
 
 Resume semantics: every epoch starts from RNG states that are a pure function of
 ``(seed, epoch, rank)`` and the sampler's plan is a pure function of ``(seed, epoch)``, so a run
-resumed at an epoch boundary continues exactly. A Ctrl-C mid-epoch saves the position and the
-RNG state; resuming from it is exact when ``data.num_workers == 0`` (worker processes hold
-their own RNG state, which a checkpoint cannot capture).
+resumed at an epoch boundary continues exactly. SIGINT (Ctrl-C) and SIGTERM are requests to stop
+(:mod:`vireid.engine.interrupt`): the step in progress completes, then ``last.pt`` is saved at that
+*completed* iteration with the RNG state and the epoch's partial loss sums, and
+:class:`~vireid.engine.interrupt.TrainingInterrupted` is raised. Resuming from it is bit-identical
+when ``data.num_workers == 0`` (worker processes hold their own RNG state, which a checkpoint
+cannot capture). A signal during validation cuts it short and saves the epoch with its
+validation pending (run first on resume); checkpoint writes are atomic and never cut.
+``metrics.jsonl`` is rewritten from the checkpoint's records on resume (each epoch once) and
+started empty on a fresh run. ``fit`` holds the run-folder lock (:mod:`vireid.engine.run_lock`).
 
 Subclasses (the DAN adaptation trainer) change what a step optimises through the public hooks
 :meth:`Trainer.on_epoch_start`, :meth:`Trainer.compute_losses`, :meth:`Trainer.clip_parameters`
@@ -17,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,16 +36,19 @@ from torch.utils.data import DataLoader
 
 from vireid.config import TrainConfig, config_to_dict, dump_config
 from vireid.types import Batch, Modality, Sample
-from vireid.engine import build
+from vireid.engine import build, run_lock
 from vireid.engine.checkpoint import (
+    CheckpointError,
     capture_rng,
     load_checkpoint,
     load_model_state,
+    remove_stale_temp_files,
     restore_rng,
     save_checkpoint,
     unwrap,
 )
 from vireid.engine.inference import extract_features
+from vireid.engine.interrupt import StopRequest, TrainingInterrupted
 from vireid.engine.runtime import Runtime, seed_everything
 from vireid.errors import ConfigError
 from vireid.utils.io import atomic_write_text
@@ -63,6 +73,30 @@ class _SkipBatches:
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % 2**31
+
+
+def _init_worker(worker_id: int) -> None:
+    """Loader workers ignore Ctrl-C (the terminal sends it to the whole process group): the main
+    process finishes its step and saves; a worker that died of it would fail that step instead."""
+    from vireid.data.loader import seed_worker
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seed_worker(worker_id)
+
+
+# Config keys that may differ between a checkpoint and the config resuming it (they change
+# neither the weights nor the data order); any other difference is refused.
+RESUME_MAY_CHANGE = ("runtime.device", "runtime.num_threads", "runtime.tensorboard", "runtime.log_every",
+                     "data.num_workers", "data.in_memory", "eval.", "output_dir", "name", "optim.epochs")
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, dict):
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: values}
 
 
 class Trainer:
@@ -114,13 +148,19 @@ class Trainer:
         self.scaler = runtime.make_grad_scaler()
         self.start_epoch, self.start_iteration = 0, 0
         self.best: dict[str, Any] = {"metric": cfg.eval.metric, "value": None, "epoch": None}
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []  # train records, one per epoch
+        self.records: list[dict[str, Any]] = []  # every record of metrics.jsonl, in order
         self._tb = None
+        self._stop = StopRequest()
+        self._mid_step = False  # True from fetching a batch until its step has completed
+        self._pending_validation = False  # resumed at an epoch end whose validation was cut short
+        self._resume_partial: dict[str, Any] | None = None  # loss sums of a resumed epoch's first part
+        self._resume_rng: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ data
 
     def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
-        from vireid.data.loader import ImageDataset, collate_batch, seed_worker
+        from vireid.data.loader import ImageDataset, collate_batch
         from vireid.data.sampler import CrossModalitySampler
 
         d = self.cfg.data
@@ -151,7 +191,7 @@ class Trainer:
             num_workers=d.num_workers,
             collate_fn=collate_batch,
             generator=generator,
-            worker_init_fn=seed_worker,
+            worker_init_fn=_init_worker,
             pin_memory=self.runtime.device.type == "cuda",
         )
 
@@ -164,32 +204,77 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
             "iteration": iteration,
+            "validated": True,  # False: the epoch ended but its validation was cut short
+            "epoch_partial": None,  # loss sums of the epoch's completed steps (iteration > 0)
             "rng": capture_rng(),
             "best": self.best,
             "history": self.history,
+            "log": self.records,
             "num_classes": self.num_classes,
             "pid_map": {str(k): v for k, v in self.pid_map.items()},
             "config": config_to_dict(self.cfg),
         }
 
     def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint written by this trainer (``last.pt``)."""
+        """Continue from a checkpoint written by this trainer (``last.pt``). Reads only; writes nothing.
+
+        Raises:
+            CheckpointError: the file is not a training checkpoint of this model, identities or
+                optimiser; ConfigError: the config differs from the checkpoint's in a key that
+                changes training (only :data:`RESUME_MAY_CHANGE` may differ).
+        """
         ckpt = load_checkpoint(path, map_location=self.runtime.device)
+        needed = ("model", "optimizer", "scaler", "epoch", "iteration", "rng", "best", "history", "num_classes")
+        missing = [k for k in needed if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)}); --resume reads last.pt")
         if ckpt["num_classes"] != self.num_classes:
-            raise ValueError(f"{path}: trained with {ckpt['num_classes']} identities, this config has {self.num_classes}")
+            raise CheckpointError(f"{path}: trained with {ckpt['num_classes']} identities, this config has "
+                                  f"{self.num_classes}; resume with the run's config.yaml")
+        self._check_resume_config(path, ckpt.get("config"))
+        pid_map = ckpt.get("pid_map")
+        if pid_map is not None and {int(k): int(v) for k, v in pid_map.items()} != self.pid_map:
+            raise CheckpointError(f"{path}: trained on other identities than this config's training split")
         load_model_state(self.model, ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.best, self.history = ckpt["best"], ckpt["history"]
-        self.start_epoch, self.start_iteration = ckpt["epoch"], ckpt["iteration"]
-        self._resume_rng = ckpt["rng"] if ckpt["iteration"] > 0 else None
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: its optimizer state does not fit this optimizer ({exc})") from None
+        self.best, self.history = ckpt["best"], list(ckpt["history"])
+        self.records = list(ckpt.get("log", self.history))
+        self.start_epoch, self.start_iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
+        self._resume_rng = ckpt["rng"] if self.start_iteration > 0 else None
+        self._resume_partial = ckpt.get("epoch_partial") if self.start_iteration > 0 else None
+        self._pending_validation = self.start_iteration == 0 and not ckpt.get("validated", True)
         logger.info("resumed from %s at epoch %d, iteration %d", path, self.start_epoch, self.start_iteration)
 
-    def _save(self, name: str, epoch: int, iteration: int) -> None:
+    def _check_resume_config(self, path: str | Path, saved: dict[str, Any] | None) -> None:
+        if saved is None:
+            return
+        old, new = _flatten(saved), _flatten(config_to_dict(self.cfg))
+        changed = [k for k in sorted(old.keys() | new.keys())
+                   if old.get(k, "<absent>") != new.get(k, "<absent>")
+                   and not any(k == p or (p.endswith(".") and k.startswith(p)) for p in RESUME_MAY_CHANGE)]
+        if changed:
+            diffs = "; ".join(f"{k}: {old.get(k, '<absent>')!r} in the checkpoint, {new.get(k, '<absent>')!r} now"
+                              for k in changed[:3])
+            more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+            raise ConfigError(f"--resume {path}: the config differs from the run's in keys that change training: "
+                              f"{diffs}{more}; resume with the run's config.yaml")
+
+    def _save(self, name: str, epoch: int, iteration: int, *, validated: bool = True,
+              partial: dict[str, Any] | None = None) -> Path | None:
+        path = self.run_dir / name
         if self.runtime.is_main:
-            save_checkpoint(self.run_dir / name, **self._state(epoch, iteration))
+            state = self._state(epoch, iteration)
+            state.update(validated=validated, epoch_partial=partial)
+            save_checkpoint(path, **state)
+            return path
+        return None
 
     def _log(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
         if not self.runtime.is_main:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -200,13 +285,47 @@ class Trainer:
                 if isinstance(value, (int, float)) and key not in ("epoch", "iteration"):
                     self._tb.add_scalar(f"{record.get('kind', 'train')}/{key}", value, step)
 
+    def _stop_requested(self) -> bool:
+        """Whether a stop was asked for (on any rank: the ranks agree, so they stop at one iteration)."""
+        flag = self._stop.requested
+        if self.runtime.distributed:
+            import torch.distributed as dist
+
+            t = torch.tensor([1.0 if flag else 0.0], device=self.runtime.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item())
+            if flag and self._stop.signum is None:
+                self._stop.signum = signal.SIGTERM
+        return flag
+
     # ------------------------------------------------------------------ loop
 
     def fit(self) -> dict[str, Any]:
+        """Train from the start (or the resumed position) to ``optim.epochs``; returns the summary.
+
+        Raises:
+            TrainingInterrupted: on SIGINT/SIGTERM, after saving ``last.pt`` (see the module docstring).
+            RunLockedError: another process writes into ``run_dir``.
+        """
+        main = self.runtime.is_main
+        if main:
+            run_lock.acquire(self.run_dir)
+        try:
+            with self._stop:
+                return self._fit()
+        finally:
+            if main:
+                run_lock.release(self.run_dir)
+            self._stop = StopRequest()
+
+    def _fit(self) -> dict[str, Any]:
         cfg, rt = self.cfg, self.runtime
         if rt.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.run_dir)
             atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
+            # the records of the checkpoint resumed from (none for a fresh run): each epoch once,
+            # nothing of an earlier failed attempt in the same folder
+            atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.records))
             if cfg.runtime.tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -218,63 +337,106 @@ class Trainer:
             cfg.model.name, cfg.data.dataset, self.num_classes, len(self.train_samples),
             len({s.pid for s in self.val_samples}), rt.device, rt.precision,
         )
-        epoch = self.start_epoch
-        for epoch in range(self.start_epoch, cfg.optim.epochs):
-            skip = self.start_iteration if epoch == self.start_epoch else 0
-            record = self._train_epoch(epoch, skip)
-            self.history.append(record)
-            self._log(record)
-            last = epoch + 1 == cfg.optim.epochs
-            if self.val_samples and ((epoch + 1) % cfg.eval.every == 0 or last):
-                self._validate(epoch)
-            self._save("last.pt", epoch + 1, 0)
-            rt.barrier()
+        try:
+            if self._pending_validation and self.start_epoch > 0:
+                self._end_epoch(self.start_epoch - 1)
+            self._pending_validation = False
+            for epoch in range(self.start_epoch, cfg.optim.epochs):
+                skip = self.start_iteration if epoch == self.start_epoch else 0
+                record = self._train_epoch(epoch, skip)
+                self.history.append(record)
+                self._log(record)
+                self._end_epoch(epoch)
+        finally:
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
         summary = {"epochs": cfg.optim.epochs, "best": self.best, "num_classes": self.num_classes,
                    "final": self.history[-1] if self.history else None}
         if rt.is_main:
             if not self.val_samples:  # no validation split: the last epoch is the model
                 save_checkpoint(self.run_dir / "best.pt", **self._state(cfg.optim.epochs, 0))
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        if self._tb is not None:
-            self._tb.close()
+        if self._stop.requested:
+            logger.warning("stop request arrived after the last epoch: the run is complete")
         return summary
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Validate (when due) after epoch ``epoch`` (0-based), save last.pt, honour a stop request."""
+        cfg, rt = self.cfg, self.runtime
+        last = epoch + 1 == cfg.optim.epochs
+        if self.val_samples and ((epoch + 1) % cfg.eval.every == 0 or last):
+            try:
+                self._validate(epoch)
+            except KeyboardInterrupt as exc:
+                saved = self._save("last.pt", epoch + 1, 0, validated=False)
+                signum = getattr(exc, "signum", signal.SIGINT)
+                logger.warning("interrupted during validation after epoch %d; saved %s (its validation runs "
+                               "first on --resume)", epoch + 1, saved)
+                raise TrainingInterrupted(signum, str(saved) if saved else None) from None
+        saved = self._save("last.pt", epoch + 1, 0)
+        rt.barrier()
+        if self._stop_requested():
+            logger.warning("stopped after epoch %d; saved %s (resume with --resume)", epoch + 1, saved)
+            raise TrainingInterrupted(self._stop.signum or signal.SIGINT, str(saved) if saved else None)
 
     def _train_epoch(self, epoch: int, skip: int) -> dict[str, Any]:
         cfg, rt = self.cfg, self.runtime
         extra = self.on_epoch_start(epoch, skip)
         factor = build.set_epoch_lr(self.optimizer, epoch, cfg.optim)
-        if skip and getattr(self, "_resume_rng", None) is not None:
+        if skip and self._resume_rng is not None:
             restore_rng(self._resume_rng)
             self._resume_rng = None
         else:
             seed_everything(_epoch_seed(cfg.runtime.seed, epoch, rt.rank))
         loader = self._train_loader(epoch, skip)
         self.model.train()
-        sums: dict[str, float] = {}
-        count, seen = 0, 0
-        start = time.perf_counter()
+        partial = (self._resume_partial or {}) if skip else {}
+        self._resume_partial = None
+        sums: dict[str, float] = dict(partial.get("sums", {}))
+        count, seen = int(partial.get("count", 0)), int(partial.get("seen", 0))
+        start = time.perf_counter() - float(partial.get("seconds", 0.0))
         total = len(loader) + skip
         bar = self.progress(total, f"epoch {epoch + 1}/{cfg.optim.epochs}") if self.progress and rt.is_main else None
         if bar is not None and skip:
             bar.update(skip)
         iteration = skip
+
+        def position() -> dict[str, Any]:
+            return {"sums": dict(sums), "count": count, "seen": seen, "seconds": time.perf_counter() - start}
+
         try:
-            for iteration, batch in enumerate(loader, start=skip + 1):
+            batches = iter(loader)
+            while True:
+                self._mid_step = True  # fetching draws augmentation randomness: part of the step
+                batch = next(batches, None)
+                if batch is None:
+                    break
                 values = self._step(batch)
+                iteration += 1
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
                 seen += int(values.pop("_rows"))
+                self._mid_step = False
                 if bar is not None:
                     bar.update(1, loss=f"{values['loss']:.3f}")
                 if self.on_iteration is not None:
                     self.on_iteration(epoch, iteration)
-        except KeyboardInterrupt:
-            self._save("last.pt", epoch, iteration)
+                if self._stop_requested():
+                    raise TrainingInterrupted(self._stop.signum or signal.SIGINT)
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            if self._mid_step:  # a forced stop inside a step: its update may be partial, save nothing
+                logger.warning("stopped inside a step of epoch %d; last.pt keeps the last consistent state",
+                               epoch + 1)
+                raise TrainingInterrupted(signum, None) from None
+            saved = self._save("last.pt", epoch, iteration, partial=position())
             logger.warning("interrupted at epoch %d iteration %d; saved %s (resume with --resume)",
-                           epoch + 1, iteration, self.run_dir / "last.pt")
-            raise
+                           epoch + 1, iteration, saved)
+            raise TrainingInterrupted(signum, str(saved) if saved else None) from None
         finally:
+            self._mid_step = False
             if bar is not None:
                 bar.close()
         elapsed = time.perf_counter() - start
@@ -343,17 +505,25 @@ class Trainer:
     # ------------------------------------------------------------------ validation
 
     def _validate(self, epoch: int) -> None:
-        """Infrared queries vs visible gallery over the held-out training identities (image-level CMC)."""
+        """Infrared queries vs visible gallery over the held-out training identities (image-level CMC).
+
+        A signal cuts the feature extraction short (single process; under DDP the other ranks wait
+        in a barrier, so validation completes); the record and best.pt are written only after it."""
         if self.runtime.is_main:
-            result = validate(unwrap(self.model), self.val_samples, self.cfg, self.runtime)
-            record = {"kind": "val", "epoch": epoch + 1, **result}
-            self._log(record)
+            with self._stop.interruptible(enabled=not self.runtime.distributed):
+                result = validate(unwrap(self.model), self.val_samples, self.cfg, self.runtime)
             value = result[self.cfg.eval.metric]
             logger.info("validation after epoch %d: rank1 %.2f mAP %.2f mINP %.2f", epoch + 1,
                         result["rank1"], result["mAP"], result["mINP"])
             if self.best["value"] is None or value > self.best["value"]:
+                previous = self.best
                 self.best = {"metric": self.cfg.eval.metric, "value": value, "epoch": epoch + 1, **result}
-                save_checkpoint(self.run_dir / "best.pt", **self._state(epoch + 1, 0))
+                try:
+                    save_checkpoint(self.run_dir / "best.pt", **self._state(epoch + 1, 0))
+                except BaseException:
+                    self.best = previous
+                    raise
+            self._log({"kind": "val", "epoch": epoch + 1, **result})
         self.runtime.barrier()
 
 
