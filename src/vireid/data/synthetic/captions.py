@@ -44,8 +44,13 @@ class Attributes:
     colours: tuple[str, ...]
 
 
+def _a(phrase: str) -> str:
+    """``phrase`` with its indefinite article ("an orange cap", "a red cap")."""
+    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
+
+
 def _garment(g: Garment, noun: str, article: bool) -> tuple[str, list[str]]:
-    head = f"a {g.colour_name} {noun}" if article else f"{g.colour_name} {noun}"
+    head = _a(f"{g.colour_name} {noun}") if article else f"{g.colour_name} {noun}"
     if g.pattern.kind in PATTERN_NOUNS:
         return f"{head} with {g.pattern_colour_name} {PATTERN_NOUNS[g.pattern.kind]}", [g.colour_name,
                                                                                       g.pattern_colour_name]
@@ -69,16 +74,16 @@ def describe(ident: IdentitySpec) -> Attributes:
     colours.append(ident.shoes.colour_name)
     carried, worn = [], []
     if ident.backpack is not None:
-        carried.append(f"a {ident.backpack.colour_name} backpack")
+        carried.append(_a(f"{ident.backpack.colour_name} backpack"))
         colours.append(ident.backpack.colour_name)
     if ident.bag is not None:
-        carried.append(f"a {ident.bag.colour_name} shoulder bag")
+        carried.append(_a(f"{ident.bag.colour_name} shoulder bag"))
         colours.append(ident.bag.colour_name)
     if ident.hat is not None:
-        worn.append(f"a {ident.hat.colour_name} {ident.hat_kind}")
+        worn.append(_a(f"{ident.hat.colour_name} {ident.hat_kind}"))
         colours.append(ident.hat.colour_name)
     if ident.scarf is not None:
-        worn.append(f"a {ident.scarf.colour_name} scarf")
+        worn.append(_a(f"{ident.scarf.colour_name} scarf"))
         colours.append(ident.scarf.colour_name)
     return Attributes(hair, top, bottom, shoes, tuple(carried), tuple(worn), tuple(colours))
 
