@@ -8,7 +8,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from vireid.data import aux as A
@@ -17,7 +16,6 @@ from vireid.data.synthetic import SyntheticConfig
 from vireid.data.synthetic import truth as T
 from vireid.data.synthetic.views import render_truth
 from vireid.errors import DatasetError
-from vireid.types import Modality, Sample
 
 CFG = SyntheticConfig(num_ids=60, seed=7, height=96, width=48)
 OWN = {"wrist": ("arm", {T.UPPER}), "elbow": ("arm", {T.UPPER}), "ankle": ("leg", {T.PANTS, T.SKIRT}),

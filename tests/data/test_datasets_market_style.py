@@ -3,8 +3,6 @@ files with the real naming and the official counts (PROTOCOLS.md, last section).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 import scipy.io

@@ -13,7 +13,6 @@ CMC (first true match), non-interpolated AP, queries without a true match skippe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -177,13 +176,4 @@ for _cls in (Market1501, DukeMTMCReID, OccludedDuke):
     _cls.layout = _cls._layout()
 
 
-def names_with_split(dataset: MarketStyleDataset) -> dict[str, Sequence[Sample]]:
-    """The test samples grouped by split (for tests and reports)."""
-    out: dict[str, list[Sample]] = {"query": [], "gallery": []}
-    for s, sp in zip(dataset.test, dataset.splits):
-        out[sp].append(s)
-    return out
-
-
-__all__ = ["DukeMTMCReID", "Market1501", "MarketStyleDataset", "OccludedDuke", "SplitDataset",
-           "names_with_split", "parse_market_name"]
+__all__ = ["DukeMTMCReID", "Market1501", "MarketStyleDataset", "OccludedDuke", "SplitDataset", "parse_market_name"]
