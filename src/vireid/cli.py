@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("ablate", "run the MRDA ablation grid (Tables 1-2 of seeds/003) and write a table"),
     "domains": ("domains", "derive a synthetic target domain (noise, lighting, colour, occlusion) of a dataset"),
     "adapt": ("adapt", "unsupervised cross-domain adaptation (DAN and its baselines)"),
+    "report": ("report", "report of an evaluated run (tables, CMC, ranked lists, curves, t-SNE, Grad-CAM), or runs side by side"),
+    "init-recipe": ("init_recipe", "write a training recipe fitted to a dataset's size and this machine"),
 }
 
 

@@ -58,7 +58,11 @@ class DataConfig:
     """Decode every image once into memory (small datasets)."""
     num_workers: int = 2
     val_fraction: float = 0.1
-    """Fraction of training identities held out for model selection (never the test set)."""
+    """Fraction held out for model selection (never the test set); 0 = no validation, the last epoch is kept."""
+    val_split: Literal["identities", "images"] = "identities"
+    """``identities``: hold out ``val_fraction`` of the training identities (unseen people, as the test);
+    ``images``: keep every identity for training and hold out ``val_fraction`` of each identity's images
+    per modality (small datasets, where a sixth of the identities is too many to lose)."""
     batches_per_epoch: int | None = None
     """Cap on batches per epoch (None: the sampler's default)."""
 
@@ -91,6 +95,9 @@ class OptimConfig:
     """Linear warm-up as in AGW: epoch e < W runs at lr * (e + 1) / W."""
     milestones: list[int] = field(default_factory=lambda: [20, 50])
     gamma: float = 0.1
+    schedule_for_epochs: int | None = None
+    """The epoch count ``warmup_epochs`` and ``milestones`` are written for: when ``epochs`` differs they
+    are scaled by ``epochs / schedule_for_epochs`` (rounded half up) instead of failing (None: as written)."""
     clip_grad_norm: float | None = None
 
 
@@ -323,7 +330,9 @@ def validate(cfg: TrainConfig) -> None:
          "data.channel_augment must be one of none, ca, cre, ca+cre"),
         (o.lr > 0, "optim.lr must be positive"),
         (o.epochs >= 1, "optim.epochs must be >= 1"),
-        (0 <= o.warmup_epochs <= o.epochs, "optim.warmup_epochs must be in [0, optim.epochs]"),
+        (o.schedule_for_epochs is None or o.schedule_for_epochs >= 1, "optim.schedule_for_epochs must be >= 1"),
+        (0 <= o.warmup_epochs <= (o.schedule_for_epochs or o.epochs),
+         "optim.warmup_epochs must be in [0, optim.epochs] (or [0, optim.schedule_for_epochs] when that is set)"),
         (list(o.milestones) == sorted(o.milestones), "optim.milestones must be increasing"),
         (o.clip_grad_norm is None or o.clip_grad_norm > 0, "optim.clip_grad_norm must be positive"),
         (cfg.eval.every >= 1, "eval.every must be >= 1"),

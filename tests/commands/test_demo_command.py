@@ -23,7 +23,9 @@ def test_demo_writes_report_and_reuses_its_data(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| method | rank-1 |" in printed and "no flip, no re-ranking" in printed
     report = out / "report"
-    assert sorted(p.name for p in report.iterdir()) == ["cmc.png", "ranked_list.png", "results.json", "results.md"]
+    assert sorted(p.name for p in report.iterdir()) == ["activations.png", "cmc.png", "curves.png", "distances.png",
+                                                        "gradcam.png", "ranked_list.png", "results.json", "results.md",
+                                                        "tsne.png"]
     summary = json.loads((report / "results.json").read_text())
     assert len(summary["methods"]) == 3
     for metrics in summary["methods"].values():

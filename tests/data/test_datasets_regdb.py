@@ -72,13 +72,13 @@ def test_plan_directions(regdb_root, direction):
 
 def test_several_trials_and_image_level_cmc(loop_reference_regdb):
     ds = RegDB.vendored()
-    plan = ds.eval_plan(trials="all")
+    plan = ds.eval_plan(trials="all", allow_other_trials=True)
     assert plan.settings["trials"] == list(range(1, 11)) and len(plan.trials) == 10
     assert len(set(tuple(t.query) for t in plan.trials)) == 10
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((413, 8))  # RegDB ids run 1..412
     feats = np.array([centers[s.pid] for s in ds.test]) + rng.standard_normal((len(ds.test), 8))
-    sub = ds.eval_plan(trials=[1, 4])
+    sub = ds.eval_plan(trials=[1, 4], allow_other_trials=True)
     sub.trials = [Trial(t.query[::7], t.gallery) for t in sub.trials]  # every 7th query keeps the loop short
     result = evaluate_plan(sub, ds.test, feats)
     pids = np.array([s.pid for s in ds.test])
@@ -118,7 +118,7 @@ def test_features_file_against_vendored_lists():
     plan, samples = plan_for_relpaths("regdb", rel, options={"trial": 5}, direction="thermal-to-visible")
     assert [samples[i].relpath for i in plan.trials[0].query] == _list("test", "thermal", 5)
     with pytest.raises(FeaturesError, match=r"lack \d+ of the \d+ images the regdb protocol uses.*Visible/"):
-        plan_for_relpaths("regdb", rel, options={"trial": 5}, trials=[5, 6])
+        plan_for_relpaths("regdb", rel, options={"trial": 5}, trials=[5, 6], allow_other_trials=True)
     with pytest.raises(FeaturesError, match=r"1 of 4121 paths are not test images of the regdb protocol.*Visible/1/x"):
         plan_for_relpaths("regdb", rel + ["Visible/1/x.bmp"], options={"trial": 5})
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['split'\]; valid: \['trial'\]"):
@@ -165,3 +165,25 @@ def test_relpath_parsing():
     assert RegDB.parse_relpath("visible\\5\\a.bmp").modality == Modality.VISIBLE
     with pytest.raises(DatasetError, match=r"is not \{Visible,Thermal\}/\{pid\}/<file>"):
         RegDB.parse_relpath("Infrared/5/a.bmp")
+
+
+def test_other_trials_are_refused_unless_asked():
+    """A model trained on trial 1 has trained on most test identities of trials 2-10 (inflated numbers)."""
+    ds = RegDB.vendored(trial=3)
+    with pytest.raises(ConfigError, match=r"refusing to score trials \[1, 2, 4, 5, 6, 7, 8, 9, 10\] with the split "
+                                          r"of trial 3: each RegDB trial is its own random identity split"):
+        ds.eval_plan(trials="all")
+    with pytest.raises(ConfigError, match="allow_other_trials=true"):
+        ds.eval_plan(trials=[4])
+    assert ds.eval_plan(trials=[3]).settings["trials"] == [3]  # its own trial is fine
+    plan = ds.eval_plan(trials=[3, 4], allow_other_trials=True)
+    assert plan.settings["other_trials_allowed"] is True and len(plan.trials) == 2
+    train = {s.pid for s in ds.train}
+    other_test = {ds.test[i].pid for i in plan.trials[1].query}
+    assert len(train & other_test) > 100  # why: trial 4's test identities were trained on under trial 3
+
+
+def test_protocol_text_counts_the_split(regdb_root):
+    assert "random 206/206 (train/test) identity split" in RegDB.vendored().eval_plan().settings["protocol"]
+    small = build_dataset("regdb", regdb_root, trial=1).eval_plan().settings["protocol"]
+    assert "random 206/206" not in small

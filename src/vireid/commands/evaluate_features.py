@@ -22,6 +22,7 @@ _PLAN_FLAGS = {
     "gallery_sampling": (("sysu-mm01",), "sampling"),
     "direction": (("regdb", "llcm", "manifest"), "direction"),
     "trials": (("regdb",), "trials"),
+    "allow_other_trials": (("regdb",), "allow_other_trials"),
     "exclusion": (("manifest",), "exclusion"),
     "cmc": (("manifest",), "cmc_mode"),
 }
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     other.add_argument("--trial", type=int,
                        help="regdb: the trial (1..10) whose split the model was trained on (default 1)")
     other.add_argument("--trials", help="regdb: trials to evaluate, 'all' or e.g. 1,2,3 (default: --trial)")
+    other.add_argument("--allow-other-trials", action="store_const", const=True, default=None,
+                       help="regdb: score trials other than --trial (only for a model that never trained on "
+                            "--trial's split: each trial's test identities are other trials' training identities)")
     other.add_argument("--exclusion", choices=["none", "same-id-same-camera", "sysu-same-location"],
                        help="manifest: gallery entries removed per query (default same-id-same-camera)")
     other.add_argument("--cmc", choices=["identity", "image"], help="manifest: CMC definition (default image)")

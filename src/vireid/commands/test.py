@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_protocol_arguments(parser)
     add_rerank_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--report", nargs="?", const="", metavar="DIR",
+                        help="also write the run's report (results.md, cmc.png, ranked_list.png, curves, t-SNE, "
+                             "Grad-CAM; see vireid report) into DIR (default RUN_DIR/report)")
     parser.add_argument("--out", help="also write the JSON result to this file")
 
 
@@ -55,11 +58,23 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.run, args.overrides)
     r = cfg.runtime
     runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, False, r.num_threads)
-    model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
     distance_fn, rerank_settings = reranker_from_args(args)
-    result = evaluate_model(model, cfg, runtime, protocol=parse_protocol(cfg.eval.protocol, args.protocol),
-                            flip=args.flip, distance_fn=distance_fn, rerank_settings=rerank_settings)
-    result["settings"]["checkpoint"] = {"which": args.checkpoint, "epoch": ckpt["epoch"]}
+    protocol = parse_protocol(cfg.eval.protocol, args.protocol)
+    if args.report is not None:  # one evaluation feeds the table and the report
+        from pathlib import Path
+
+        from vireid.report.from_run import evaluate_run
+        from vireid.report.run_report import write_run_report
+
+        ev = evaluate_run(args.run, checkpoint=args.checkpoint, protocol=protocol, overrides=args.overrides,
+                          flip=args.flip, distance_fn=distance_fn, rerank_settings=rerank_settings)
+        write_run_report(ev, Path(args.report or Path(args.run) / "report"))
+        result = {k: v for k, v in ev.result.items() if k not in ("cmc", "ranked")}
+    else:
+        model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
+        result = evaluate_model(model, cfg, runtime, protocol=protocol, flip=args.flip, distance_fn=distance_fn,
+                                rerank_settings=rerank_settings)
+        result["settings"]["checkpoint"] = {"which": args.checkpoint, "epoch": ckpt["epoch"]}
     if args.out:
         atomic_write_json(args.out, result)
     print(json.dumps(result) if args.json else format_table(result))

@@ -61,15 +61,42 @@ def build_dataset_from_config(cfg: DataConfig):
     return build_dataset(cfg.dataset, cfg.root, **cfg.options)
 
 
-def split_train_val(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Hold out a seeded fraction of the training identities for model selection.
+def build_eval_plan(dataset, settings: dict[str, Any], where: str = "eval.protocol"):
+    """``dataset.eval_plan(**settings)``, with a ConfigError naming a key the dataset's protocol does not take.
 
-    Only identities with both visible and infrared images are eligible, so the validation
-    protocol (infrared queries vs visible gallery) always has matches. The test set is never
-    touched.
+    (A SYSU-MM01 recipe's ``{mode, shots, sampling}`` on RegDB, whose protocol takes
+    ``{direction, trials}``, used to end in a raw TypeError at test time.)
+    """
+    check_eval_protocol(dataset, settings, where)
+    return dataset.eval_plan(**settings)
+
+
+def check_eval_protocol(dataset, settings: dict[str, Any], where: str = "eval.protocol") -> None:
+    """ConfigError when ``settings`` holds a key that ``dataset``'s protocol does not take."""
+    params = inspect.signature(dataset.eval_plan).parameters
+    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    bad = [k for k in settings if k not in valid]
+    if bad:
+        raise ConfigError(f"{where}.{bad[0]}: the {dataset.name} protocol has no setting {bad[0]!r}; valid settings: "
+                          f"{', '.join(valid)} (e.g. RegDB takes direction and trials, SYSU-MM01 mode, shots, sampling)")
+
+
+def split_train_val(samples: list[Sample], val_fraction: float, seed: int,
+                    by: str = "identities") -> tuple[list[Sample], list[Sample]]:
+    """Hold out a seeded fraction of the training data for model selection (``data.val_split``).
+
+    ``by="identities"``: a fraction of the identities. Only identities with both visible and
+    infrared images are eligible, so the validation protocol (infrared queries vs visible gallery)
+    always has matches. ``by="images"``: every identity stays in training; of each identity with
+    at least 2 images in both modalities, ``val_fraction`` of its images per modality (at least one,
+    never all) are held out. The test set is never touched.
     """
     if val_fraction <= 0:
         return list(samples), []
+    if by == "images":
+        return _split_by_images(samples, val_fraction, seed)
+    if by != "identities":
+        raise ConfigError(f"data.val_split must be 'identities' or 'images', got {by!r}")
     mods: dict[int, set[int]] = {}
     for s in samples:
         mods.setdefault(s.pid, set()).add(int(s.modality))
@@ -84,6 +111,40 @@ def split_train_val(samples: list[Sample], val_fraction: float, seed: int) -> tu
     train = [s for s in samples if s.pid not in val_ids]
     val = [s for s in samples if s.pid in val_ids]
     return train, val
+
+
+def _split_by_images(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault((s.pid, int(s.modality)), []).append(i)
+    rng = random.Random(seed)
+    held: set[int] = set()
+    for pid in sorted({p for p, _ in groups}):
+        parts = [groups.get((pid, m), []) for m in (int(Modality.VISIBLE), int(Modality.INFRARED))]
+        if any(len(p) < 2 for p in parts):
+            continue  # too few images to spare one per modality: the identity trains on all of them
+        for p in parts:
+            n = min(len(p) - 1, max(1, int(round(val_fraction * len(p)))))
+            held.update(rng.sample(p, n))
+    if not held:
+        raise ConfigError(f"data.val_split=images: no identity has 2 or more images in both modalities to hold out "
+                          f"from; use data.val_split=identities or data.val_fraction=0 (keep the last epoch)")
+    return [s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held]
+
+
+def label_best(best: dict[str, Any], val_samples: list[Sample], cfg: DataConfig) -> dict[str, Any]:
+    """``summary.json``'s ``best`` block, saying what its numbers measure: validation, not the test set."""
+    out = dict(best)
+    if not val_samples:
+        out["selected_by"] = "no validation split (data.val_fraction 0): the last epoch is the model"
+        return out
+    ids = len({s.pid for s in val_samples})
+    what = (f"{ids} training identities held out" if cfg.val_split == "identities"
+            else f"{len(val_samples)} held-out images of {ids} training identities (identities also trained on)")
+    out["selected_by"] = (f"validation: {what}; infrared queries vs visible gallery, image-level CMC; "
+                          f"chance rank-1 about {100.0 / max(ids, 1):.1f}%. Not test-set numbers: see vireid test")
+    out["split"] = "validation"
+    return out
 
 
 def build_train_transforms(cfg: DataConfig) -> dict[Modality, Callable]:
@@ -154,11 +215,30 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def scaled_schedule(cfg: OptimConfig) -> tuple[int, list[int]]:
+    """``(warmup_epochs, milestones)`` for ``cfg.epochs``: as written, or scaled from ``schedule_for_epochs``.
+
+    E.g. the demo's warm-up 2 and milestones [11, 14] written for 16 epochs become 1 and [6, 7] for 8
+    (``round_half_up(x * 8 / 16)``), so a recipe's schedule transfers to another epoch count.
+    """
+    ref = cfg.schedule_for_epochs
+    if ref is None or ref == cfg.epochs:
+        return cfg.warmup_epochs, list(cfg.milestones)
+    ratio = cfg.epochs / ref
+
+    def scale(x: int) -> int:
+        return int(math.floor(x * ratio + 0.5))
+
+    return scale(cfg.warmup_epochs), [scale(m) for m in cfg.milestones]
+
+
 def lr_factor(epoch: int, cfg: OptimConfig) -> float:
-    """AGW schedule: linear warm-up ``(e + 1) / W`` for ``e < W``, then ``gamma`` at each milestone."""
-    if epoch < cfg.warmup_epochs:
-        return (epoch + 1) / cfg.warmup_epochs
-    return cfg.gamma ** sum(1 for m in cfg.milestones if epoch >= m)
+    """AGW schedule: linear warm-up ``(e + 1) / W`` for ``e < W``, then ``gamma`` at each milestone
+    (warm-up and milestones from :func:`scaled_schedule`)."""
+    warmup, milestones = scaled_schedule(cfg)
+    if epoch < warmup:
+        return (epoch + 1) / warmup
+    return cfg.gamma ** sum(1 for m in milestones if epoch >= m)
 
 
 def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig) -> float:

@@ -61,7 +61,7 @@ def evaluate_model(
 
     dataset = dataset if dataset is not None else build.build_dataset_from_config(cfg.data)
     settings = dict(cfg.eval.protocol if protocol is None else protocol)
-    plan = dataset.eval_plan(**settings)
+    plan = build.build_eval_plan(dataset, settings)
     feats = extract_features(model, dataset.test, cfg.data, runtime, batch_size=cfg.eval.batch_size, flip=flip)
     result = evaluate_plan(plan, dataset.test, feats, distance="euclidean", normalize=True, distance_fn=distance_fn)
     result["settings"]["flip"] = bool(flip)

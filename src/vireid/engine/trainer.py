@@ -126,8 +126,9 @@ class Trainer:
         self.progress, self.on_iteration = progress, on_iteration
         build.check_components(cfg)
         self.dataset = build.build_dataset_from_config(cfg.data)
+        build.check_eval_protocol(self.dataset, cfg.eval.protocol)  # fail now, not at test time
         self.train_samples, self.val_samples = build.split_train_val(
-            self.dataset.train, cfg.data.val_fraction, cfg.runtime.seed
+            self.dataset.train, cfg.data.val_fraction, cfg.runtime.seed, cfg.data.val_split
         )
         pids = sorted({s.pid for s in self.train_samples})
         self.pid_map = {pid: i for i, pid in enumerate(pids)}
@@ -353,6 +354,7 @@ class Trainer:
                 self._tb = None
         summary = {"epochs": cfg.optim.epochs, "best": self.best, "num_classes": self.num_classes,
                    "final": self.history[-1] if self.history else None}
+        summary["best"] = build.label_best(self.best, self.val_samples, cfg.data)
         if rt.is_main:
             if not self.val_samples:  # no validation split: the last epoch is the model
                 save_checkpoint(self.run_dir / "best.pt", **self._state(cfg.optim.epochs, 0))

@@ -62,6 +62,9 @@ class RankingResult:
         mINP: mean inverse negative penalty over valid queries.
         num_valid: queries with at least one true match left after exclusion.
         num_queries: all queries.
+        ranked: (num_queries, top_k) gallery positions of each query's first ``top_k`` entries in
+            ranking order (stable sort, the protocol's exclusion applied; -1 where fewer entries are
+            left), when asked for with ``top_k`` > 0; else None.
     """
 
     cmc: np.ndarray
@@ -69,6 +72,7 @@ class RankingResult:
     mINP: float
     num_valid: int
     num_queries: int
+    ranked: np.ndarray | None = None
 
     def rank(self, k: int) -> float:
         """Rank-k accuracy (1-based k)."""
@@ -127,7 +131,9 @@ class _Labels:
 class _Accumulator:
     """Sums over valid queries, chunk by chunk."""
 
-    def __init__(self, max_rank: int) -> None:
+    def __init__(self, max_rank: int, top_k: int = 0) -> None:
+        self.top_k = top_k
+        self.ranked: list[np.ndarray] = []
         self.first_rank_counts = np.zeros(max_rank, dtype=np.int64)
         self.ap_sum = 0.0
         self.inp_sum = 0.0
@@ -140,9 +146,10 @@ class _Accumulator:
             raise ValueError(f"none of the {self.num_queries} queries has a true match in the gallery "
                              f"after exclusion {exclusion.value!r}; check the query/gallery identities")
         cmc = np.cumsum(self.first_rank_counts) / self.num_valid
+        ranked = np.concatenate(self.ranked) if self.top_k else None
         return RankingResult(cmc=cmc.astype(np.float64), mAP=self.ap_sum / self.num_valid,
                              mINP=self.inp_sum / self.num_valid, num_valid=self.num_valid,
-                             num_queries=self.num_queries)
+                             num_queries=self.num_queries, ranked=ranked)
 
 
 def _num_bins(ng: int) -> int:
@@ -171,6 +178,19 @@ def _quantise(d: torch.Tensor, first: torch.Tensor, scale: torch.Tensor, nb: int
     return scaled.clamp_(-1.0, nb + 1.0).add_(1.0).to(torch.int64)  # truncation: monotone
 
 
+def _top_k(dist: torch.Tensor, k: int) -> np.ndarray:
+    """(c, ng) distances, excluded entries at +inf -> (c, k) gallery positions in ranking order, -1 if excluded.
+
+    The order is the one the metrics count with (ascending distance, ties by gallery index).
+    """
+    k_eff = min(k, dist.shape[1])
+    d, order = torch.sort(dist, dim=1, stable=True)  # (c, ng)
+    top = torch.where(torch.isfinite(d[:, :k_eff]), order[:, :k_eff], -1)  # (c, k_eff)
+    out = np.full((dist.shape[0], k), -1, dtype=np.int64)
+    out[:, :k_eff] = top.cpu().numpy()
+    return out
+
+
 def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, cmc_mode: str,
                 acc: _Accumulator, check_finite: bool = True) -> None:
     """Add one chunk of query rows to ``acc``. ``dist`` (c, ng) is owned and may be overwritten.
@@ -194,6 +214,8 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
             q = slice(rows.start + b0, rows.start + b1)
             excluded = exclusion.mask(labels.q_pids[q], labels.q_camids[q], labels.g_pids, labels.g_camids)
             dist[b0:b1].masked_fill_(excluded, math.inf)  # excluded entries rank after every kept one
+    if acc.top_k:
+        acc.ranked.append(_top_k(dist, acc.top_k))
 
     # the true matches of every row, sorted by (distance, gallery index): the kept ones first
     q_index = labels.q_index[rows]  # (c,)
@@ -307,7 +329,7 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
 def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g_pids: np.ndarray,
                        q_camids: np.ndarray, g_camids: np.ndarray, *, cmc_mode: str = "identity",
                        exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
-                       chunk_size: int | None = None) -> RankingResult:
+                       chunk_size: int | None = None, top_k: int = 0) -> RankingResult:
     """CMC, mAP and mINP of a query x gallery distance matrix (PROTOCOLS.md "Metrics", steps 1-6).
 
     Args:
@@ -318,6 +340,7 @@ def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g
         exclusion: gallery entries removed per query.
         max_rank: length of the returned CMC curve.
         chunk_size: query rows per chunk (default: about 384 MB of working memory per chunk).
+        top_k: also return each query's first ``top_k`` gallery positions (``RankingResult.ranked``).
     """
     _check_options(cmc_mode, max_rank, chunk_size)
     exclusion = Exclusion.parse(exclusion)
@@ -331,7 +354,7 @@ def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g
                      _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng),
                      dist_all.device)
     step = chunk_size or auto_chunk_size(ng)
-    acc = _Accumulator(max_rank)
+    acc = _Accumulator(max_rank, top_k)
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
         _rank_chunk(dist_all[rows].clone(), rows, labels, exclusion, cmc_mode, acc)
@@ -370,7 +393,7 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
                       distance: str = "euclidean", normalize: bool = False, cmc_mode: str = "identity",
                       exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
                       chunk_size: int | None = None, device: torch.device | str | None = None,
-                      dtype: torch.dtype = torch.float64) -> RankingResult:
+                      dtype: torch.dtype = torch.float64, top_k: int = 0) -> RankingResult:
     """Metrics of query features against gallery features, the distances computed chunk by chunk.
 
     Never materialises the (nq, ng) matrix: each chunk of query rows gets its distances (one
@@ -404,7 +427,7 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
     bound = max(float(q.abs().max()) if q.numel() else 0.0, float(g.abs().max()) if g.numel() else 0.0)
     check_finite = not bound**2 * q.shape[1] < 1e30
     step = chunk_size or auto_chunk_size(ng)
-    acc = _Accumulator(max_rank)
+    acc = _Accumulator(max_rank, top_k)
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
         dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng)

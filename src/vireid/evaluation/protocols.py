@@ -114,7 +114,7 @@ def _check_features(features: np.ndarray | torch.Tensor, samples: Sequence[Sampl
 def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarray | torch.Tensor, *,
                   distance: str = "euclidean", normalize: bool = False, distance_fn: DistanceFn | None = None,
                   max_rank: int = 20, device: torch.device | str | None = None,
-                  chunk_size: int | None = None) -> dict[str, Any]:
+                  chunk_size: int | None = None, curves: bool = False, ranked_top: int = 0) -> dict[str, Any]:
     """Score ``features`` (N, D), row i the feature of ``samples[i]``, under every trial of ``plan``.
 
     ``distance_fn(qf, gf) -> (nq, ng)`` replaces the built-in distance (re-ranking and other
@@ -122,6 +122,11 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     features as NumPy arrays. Returns ``{"dataset", "settings", "trials": [...], "mean": {...}}``
     with rank-1/5/10/20, mAP and mINP in percent; per trial also the query, gallery and valid-query
     counts. ``settings`` records the distance and the test-time options.
+
+    ``curves``: also ``result["cmc"]``, the mean CMC curve over the trials (percent, ranks
+    1..max_rank). ``ranked_top`` > 0: also ``result["ranked"] = {"trial": 1, "query": [sample
+    index], "gallery": [[sample index or -1] * ranked_top]}``, the first trial's ranked lists as
+    the metrics ranked them (exclusion applied); reports draw ranked lists from it.
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -133,10 +138,11 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     if distance_fn is not None and normalize:
         feats = np.asarray(feats, dtype=np.float64)
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-    trials = []
+    trials, cmcs, ranked = [], [], None
     for i, trial in enumerate(plan.trials):
         q, g = trial.query, trial.gallery
-        common = dict(cmc_mode=plan.cmc_mode, exclusion=plan.exclusion, max_rank=max_rank, chunk_size=chunk_size)
+        common = dict(cmc_mode=plan.cmc_mode, exclusion=plan.exclusion, max_rank=max_rank, chunk_size=chunk_size,
+                      top_k=ranked_top if i == 0 else 0)
         if distance_fn is None:
             result = evaluate_features(feats[q], feats[g], pids[q], pids[g], camids[q], camids[g],
                                        distance=distance, normalize=normalize, device=device, **common)
@@ -145,6 +151,11 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
             if dist.shape != (len(q), len(g)):
                 raise ValueError(f"distance_fn returned shape {dist.shape}, expected {(len(q), len(g))}")
             result = evaluate_distances(dist, pids[q], pids[g], camids[q], camids[g], **common)
+        cmcs.append(100.0 * result.cmc)
+        if result.ranked is not None:
+            positions = result.ranked  # (nq, ranked_top) gallery positions of this trial, -1: none
+            ranked = {"trial": 1, "query": [int(x) for x in q],
+                      "gallery": np.where(positions >= 0, g[positions.clip(min=0)], -1).tolist()}
         row = _percent(result)
         row.update(num_query=int(len(q)), num_gallery=int(len(g)), num_valid=result.num_valid)
         trials.append(row)
@@ -156,7 +167,12 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     settings.update(cmc=plan.cmc_mode, exclusion=plan.exclusion.value, num_trials=len(plan.trials),
                     distance=distance if distance_fn is None else f"custom:{fn_name}",
                     normalize=bool(normalize), distance_fn=fn_name, max_rank=max_rank)
-    return {"dataset": plan.dataset, "settings": settings, "trials": trials, "mean": mean}
+    out: dict[str, Any] = {"dataset": plan.dataset, "settings": settings, "trials": trials, "mean": mean}
+    if curves:
+        out["cmc"] = [float(x) for x in np.mean(cmcs, axis=0)]
+    if ranked is not None:
+        out["ranked"] = ranked
+    return out
 
 
 def _format_value(value: Any) -> str:

@@ -23,7 +23,6 @@ from vireid.utils.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-CMC_RANKS = 20
 
 
 @dataclass
@@ -64,48 +63,6 @@ def prepare_data(s: DemoSettings) -> Path:
     return root
 
 
-def mean_cmc(plan, samples: list[Sample], feats: np.ndarray, *, distance: str, normalize: bool) -> np.ndarray:
-    """Mean CMC curve (percent, ranks 1..20) over the plan's trials."""
-    from vireid.evaluation.metrics import evaluate_features
-
-    pids = np.array([x.pid for x in samples])
-    cams = np.array([x.camid for x in samples])
-    curves = []
-    for t in plan.trials:
-        q, g = t.query, t.gallery
-        r = evaluate_features(feats[q], feats[g], pids[q], pids[g], cams[q], cams[g], distance=distance,
-                              normalize=normalize, cmc_mode=plan.cmc_mode, exclusion=plan.exclusion,
-                              max_rank=CMC_RANKS)
-        curves.append(np.pad(r.cmc, (0, CMC_RANKS - len(r.cmc)), mode="edge") * 100)
-    return np.mean(curves, axis=0)
-
-
-def ranked_lists(plan, samples: list[Sample], feats: np.ndarray, n_queries: int, seed: int = 0, top: int = 10):
-    """Top-``top`` gallery of ``n_queries`` seeded infrared queries of the first trial (protocol exclusions applied)."""
-    import torch
-
-    from vireid.evaluation.metrics import pairwise_distance
-
-    t = plan.trials[0]
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(t.query), size=min(n_queries, len(t.query)), replace=False)
-    q, g = t.query[chosen], t.gallery
-    f = torch.nn.functional.normalize(torch.as_tensor(feats, dtype=torch.float32), dim=1)
-    dist = pairwise_distance(f[q], f[g]).numpy()
-    qp = torch.as_tensor([samples[i].pid for i in q])
-    qc = torch.as_tensor([samples[i].camid for i in q])
-    gp = torch.as_tensor([samples[i].pid for i in g])
-    gc = torch.as_tensor([samples[i].camid for i in g])
-    excluded = plan.exclusion.mask(qp, qc, gp, gc)
-    if excluded is not None:
-        dist[excluded.numpy()] = np.inf
-    order = np.argsort(dist, axis=1, kind="stable")[:, :top]
-    queries = [samples[i].path for i in q]
-    ranked = [[samples[g[j]].path for j in row] for row in order]
-    correct = [[samples[g[j]].pid == samples[qi].pid for j in row] for qi, row in zip(q, order)]
-    return queries, ranked, correct
-
-
 def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any]:
     from vireid.baselines.color_histogram import color_histogram_features, hellinger_embedding
     from vireid.data.loader import decode_image
@@ -114,8 +71,7 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
     from vireid.engine.inference import extract_features
     from vireid.engine.runtime import setup_runtime
     from vireid.engine.trainer import Trainer
-    from vireid.evaluation.protocols import evaluate_plan
-    from vireid.report.plots import plot_cmc, ranked_list_image
+    from vireid.report.run_report import RunEvaluation, score, write_run_report
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -142,7 +98,7 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
 
     t = time.perf_counter()
     dataset = build.build_dataset_from_config(cfg.data)
-    plan = dataset.eval_plan(**cfg.eval.protocol)
+    plan = build.build_eval_plan(dataset, cfg.eval.protocol)
     samples = list(dataset.test)
     model, ckpt = load_trained_model(cfg, run_dir / "best.pt", runtime)
     feats = {"trained": extract_features(model, samples, cfg.data, runtime, batch_size=cfg.eval.batch_size)}
@@ -158,18 +114,21 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
         "histogram": "colour-histogram matcher (HSV, Hellinger)",
     }
     results, curves = {}, {}
-    for key, f in feats.items():
+    for key, f in feats.items():  # CMC curves and ranked lists: the evaluator's own (no second ranking)
         distance, normalize = how[key]
-        results[key] = evaluate_plan(plan, samples, f, distance=distance, normalize=normalize)
+        results[key] = score(plan, samples, f, distance=distance, normalize=normalize)
         results[key]["settings"].update(flip=False, rerank={"method": "none"})
-        curves[labels[key]] = mean_cmc(plan, samples, f, distance=distance, normalize=normalize)
+        curves[labels[key]] = results[key].pop("cmc")
     timings["evaluate"] = time.perf_counter() - t
 
     report = s.out / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    plot_cmc(curves, report / "cmc.png", title=_protocol_line(results["trained"]["settings"]))
-    queries, ranked, correct = ranked_lists(plan, samples, feats["trained"], s.ranked_queries)
-    ranked_list_image(queries, ranked, correct, report / "ranked_list.png")
+    trained = RunEvaluation(labels["trained"], {**results["trained"], "cmc": curves[labels["trained"]]}, samples,
+                            feats["trained"], plan, run_dir=run_dir, model=model, height=cfg.data.height,
+                            width=cfg.data.width)
+    written = write_run_report(trained, report, queries=s.ranked_queries, cmc_curves=curves,
+                               cmc_title=_protocol_line(results["trained"]["settings"]), markdown=False)
+    for r in results.values():
+        r.pop("ranked", None)
     timings["total"] = time.perf_counter() - t0
     summary = {
         "dataset": f"synthetic (vireid synth --ids {s.num_ids} --seed {s.data_seed}), SYSU-MM01 layout",
@@ -179,6 +138,7 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
         "cmc": {k: [round(float(x), 4) for x in v] for k, v in curves.items()},
         "chance_rank1": 100.0 * _chance_rank1(plan, samples),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "pictures": written["files"],
         "run_dir": str(run_dir),
         "config": str(s.config),
     }
@@ -215,7 +175,11 @@ def results_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {name} | {m['rank1']:.2f} | {m['rank5']:.2f} | {m['rank10']:.2f} | {m['rank20']:.2f} | "
                      f"{m['mAP']:.2f} | {m['mINP']:.2f} |")
     t = summary["timings_s"]
+    pictures = summary.get("pictures", ["cmc.png", "ranked_list.png"])
     lines += ["", f"Timings (s): data {t['data']}, training {t['train']}, evaluation {t['evaluate']}, "
-              f"total {t['total']}.", "", "Pictures: `cmc.png` (mean CMC over the trials), `ranked_list.png` "
-              "(infrared queries with their top-10 visible matches, green = same identity, red = wrong).", ""]
+              f"total {t['total']}.", "", "Pictures: " + ", ".join(f"`{p}`" for p in pictures) + " (`cmc.png`: mean "
+              "CMC over the trials; `ranked_list.png`: infrared queries of trial 1 with their top-10 visible matches "
+              "as the evaluator ranked them, green = same identity, red = wrong, file names below; the others: "
+              "training curves, t-SNE, intra/inter-class distances, Grad-CAM and channel activations of the "
+              "trained model; see `vireid report`).", ""]
     return "\n".join(lines)

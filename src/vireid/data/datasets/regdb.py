@@ -1,6 +1,6 @@
 """RegDB (Nguyen et al., Sensors'17) reader and protocol (PROTOCOLS.md "RegDB").
 
-10 trials, each a random 206/206 identity split given by ``idx/{train,test}_{visible,thermal}_{t}.txt``
+10 trials, each a random identity split (206/206 on the real dataset) given by ``idx/{train,test}_{visible,thermal}_{t}.txt``
 (vendored in ``vireid/resources/regdb/idx``). Trial ``t``: query = its 2,060 test visible images,
 gallery = its 2,060 test thermal images (visible-to-thermal), or the reverse; nothing removed;
 image-level CMC (``eval_regdb`` of mangye16/Cross-Modal-Re-ID-baseline).
@@ -112,11 +112,25 @@ class RegDB(ReIDDataset):
         return cls._build("", lists, trial, "vendored idx files (DMM-CDCN copy)")
 
     def eval_plan(self, direction: str = "visible-to-thermal",
-                  trials: int | Sequence[int] | str | None = None) -> EvalPlan:
-        """``direction`` visible-to-thermal|thermal-to-visible over ``trials`` (default: the dataset's trial)."""
+                  trials: int | Sequence[int] | str | None = None, allow_other_trials: bool = False) -> EvalPlan:
+        """``direction`` visible-to-thermal|thermal-to-visible over ``trials`` (default: the dataset's trial).
+
+        A model trained on trial ``t`` has seen the test identities of every other trial (each trial
+        is its own random split), so scoring it on them inflates the numbers; trials other than
+        ``self.trial`` are refused unless ``allow_other_trials`` (e.g. features of a model trained
+        elsewhere, or one model per trial scored by the caller).
+        """
         if direction not in DIRECTIONS:
             raise ConfigError(f"regdb: direction must be one of {DIRECTIONS}, got {direction!r}")
         chosen = _parse_trials(self.trial if trials is None else trials)
+        others = [t for t in chosen if t != self.trial]
+        if others and not allow_other_trials:
+            raise ConfigError(
+                f"regdb: refusing to score trials {others} with the split of trial {self.trial}: each RegDB trial "
+                f"is its own random identity split, so a model trained on trial {self.trial} has trained on most "
+                f"test identities of the others and its numbers there are inflated. Train one model per trial "
+                f"(data.options.trial=N) and test each on its own trial; pass allow_other_trials=true "
+                f"(--protocol allow_other_trials=true) only if the model never saw trial {self.trial}'s training split")
         index = {s.relpath: i for i, s in enumerate(self.test)}
         q_mod, g_mod = ("visible", "thermal") if direction == "visible-to-thermal" else ("thermal", "visible")
         plan_trials = []
@@ -124,13 +138,17 @@ class RegDB(ReIDDataset):
             q = np.array([index[p] for p in self.lists[("test", q_mod, t)]], dtype=np.int64)
             g = np.array([index[p] for p in self.lists[("test", g_mod, t)]], dtype=np.int64)
             plan_trials.append(Trial(q, g))
+        n_test = len({self.parse_relpath(p).pid for p in self.lists[("test", q_mod, chosen[0])]})
+        n_train = len({self.parse_relpath(p).pid for p in self.lists[("train", "visible", chosen[0])]})
         settings = {
-            "protocol": "RegDB (Nguyen et al., Sensors'17), random 206/206 identity split per trial",
+            "protocol": f"RegDB (Nguyen et al., Sensors'17), random {n_train}/{n_test} (train/test) identity split "
+                        f"per trial",
             "direction": direction,
             "query": f"test {q_mod} images of the trial",
             "gallery": f"test {g_mod} images of the trial",
             "trials": chosen,
             "train_trial": self.trial,
+            "other_trials_allowed": bool(others),
             "idx_files": self.lists_source,
         }
         return EvalPlan(self.name, settings, plan_trials, cmc_mode="image", exclusion=Exclusion.NONE)
