@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 
 from vireid.config import dump_config
-from vireid.data.domains import KINDS, transform_dataset
+from vireid.methods.dan.domains import KINDS, transform_dataset
 from vireid.data.synthetic import SyntheticConfig, generate_dataset
-from vireid.engine.adapt import evaluate_on_target, read_result, run_adaptation, run_domain_gap
-from vireid.engine.adapt_config import AdaptConfig, load_adapt_config, target_view, variant_overrides
+from vireid.methods.dan.trainer import evaluate_on_target, read_result, run_adaptation, run_domain_gap
+from vireid.methods.dan.config import AdaptConfig, load_adapt_config, target_view, variant_overrides
 from vireid.engine.evaluate import load_trained_model
 from vireid.engine.runtime import setup_runtime
 from vireid.utils.io import atomic_write_json, atomic_write_text

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import vireid.methods  # noqa: F401  registers the built-in methods, as the command line does
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:

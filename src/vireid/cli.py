@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("ablate", "run the MRDA ablation grid (Tables 1-2 of seeds/003) and write a table"),
     "domains": ("domains", "derive a synthetic target domain (noise, lighting, colour, occlusion) of a dataset"),
     "adapt": ("adapt", "unsupervised cross-domain adaptation (DAN and its baselines)"),
+    "methods": ("methods", "list the implemented methods with their paper, seed section, recipes and status"),
     "report": ("report", "report of an evaluated run (tables, CMC, ranked lists, curves, t-SNE, Grad-CAM), or runs side by side"),
     "init-recipe": ("init_recipe", "write a training recipe fitted to a dataset's size and this machine"),
 }
@@ -60,10 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.offline:
         os.environ["VIREID_OFFLINE"] = "1"
     try:
+        importlib.import_module("vireid.methods")  # registers every built-in method's parts
         return int(args._run(args) or 0)
     except VireidError as exc:
         print(f"vireid {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
     except OSError as exc:  # read-only folder, disk full, an output path that is a file...
         print(f"vireid {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2

@@ -63,12 +63,22 @@ def test_train_rejects_unknown_keys_before_doing_work(tmp_path, capsys):
     assert "unknown config key optim.mommentum" in capsys.readouterr().err
     recipe.write_text("model:\n  name: agw\n  params: {arch: resnet18, gem: 3}\n")
     assert main(["train", "--config", str(recipe)]) == 2
-    assert "unknown config key model.params.gem; valid keys: num_classes, arch" in capsys.readouterr().err
+    assert "unknown config key model.params.gem; valid keys: arch, num_specific_stages" in capsys.readouterr().err
     recipe.write_text("model:\n  name: agw2\n")
     assert main(["train", "--config", str(recipe)]) == 2
-    assert "unknown model 'agw2'; valid models: agw, baseline" in capsys.readouterr().err
+    assert "model.name: unknown model 'agw2'; valid: agw, baseline, mrda" in capsys.readouterr().err
 
 
 def test_test_command_names_a_missing_run(tmp_path, capsys):
     assert main(["test", "--run", str(tmp_path)]) == 2
     assert "is not a vireid run folder" in capsys.readouterr().err
+
+
+def test_test_checks_protocol_flags_against_the_dataset(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: {dataset: sysu-mm01, root: /nowhere}\n")
+    assert main(["test", "--run", str(run), "--protocol", "foo=1", "--protocol", "shots=2"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key --protocol.foo; valid keys: mode, shots, sampling, trials" in err
+    assert "--protocol.shots: input should be 1 or 10, got 2" in err

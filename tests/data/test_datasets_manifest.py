@@ -91,7 +91,7 @@ def test_manifest_errors_name_file_and_line(tmp_path):
 
 def test_registry_and_relpath_parsing(tmp_path):
     assert {"llcm", "manifest", "regdb", "sysu-mm01", "market1501", "cuhk-pedes"} <= set(dataset_names())
-    valid = re.escape(str(dataset_names()))
+    valid = re.escape(", ".join(dataset_names()))
     with pytest.raises(ConfigError, match=rf"unknown dataset 'market'; valid: {valid}"):
         build_dataset("market", tmp_path)
     with pytest.raises(ConfigError, match=r"dataset 'sysu-mm01': unknown option\(s\) \['trial'\]; valid: \[\]"):

@@ -26,8 +26,8 @@ def test_batches_hold_p_distinct_ids_times_k_and_are_seeded():
 
 
 def test_sampler_kind_reads_the_declared_modalities():
-    assert sampler_kind(DATASETS["sysu-mm01"].modalities) == "cross-modality"
-    assert sampler_kind(DATASETS["market1501"].modalities) == "identity"
-    assert sampler_kind(DATASETS["cuhk-pedes"].modalities) == "identity"
+    assert sampler_kind(DATASETS.get("sysu-mm01").modalities) == "cross-modality"
+    assert sampler_kind(DATASETS.get("market1501").modalities) == "identity"
+    assert sampler_kind(DATASETS.get("cuhk-pedes").modalities) == "identity"
     with pytest.raises(ValueError, match="no image modality"):
         sampler_kind([Modality.TEXT])

@@ -11,6 +11,7 @@ from PIL import Image
 
 from vireid.data.loader import (ImageDataset, build_test_loader, build_train_loader, collate_batch, decode_image,
                                 relabel)
+from vireid.data.augment import AUGMENTATIONS
 from vireid.data.transforms import build_test_transform, build_train_transform
 from vireid.types import Batch, Modality, Sample
 from vireid.errors import DatasetError
@@ -80,7 +81,7 @@ def test_in_memory_equals_on_disk(samples: list[Sample]) -> None:
         assert np.array_equal(np.asarray(mem.load_image(i)), np.asarray(disk.load_image(i)))
         torch.testing.assert_close(mem[i][0], disk[i][0], rtol=0, atol=0)
         assert mem[i][1:] == disk[i][1:]
-    train = build_train_transform(H, W, channel_augment="ca+cre")
+    train = build_train_transform(H, W, augments=[AUGMENTATIONS.build("channel_random_erasing"), AUGMENTATIONS.build("channel_exchange")])
     mem_train = ImageDataset(samples, train, in_memory=True)
     torch.manual_seed(0)
     b = [mem_train[i][0] for i in range(6)]
@@ -123,7 +124,8 @@ def _epoch(loader: torch.utils.data.DataLoader, epoch: int) -> list[Batch]:
 
 def test_train_loader_batches(samples: list[Sample]) -> None:
     loader = build_train_loader(samples, height=H, width=W, num_ids=2, num_instances=2, seed=0, num_workers=0,
-                                in_memory=True, batches_per_epoch=5, channel_augment="ca+cre")
+                                in_memory=True, batches_per_epoch=5,
+                                augments=[AUGMENTATIONS.build("channel_random_erasing"), AUGMENTATIONS.build("channel_exchange")])
     assert loader.dataset.pid_map == {7: 0, 12: 1, 33: 2, 105: 3}
     batches = _epoch(loader, 0)
     assert len(batches) == len(loader) == 5

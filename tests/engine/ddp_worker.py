@@ -7,6 +7,7 @@ import sys
 import torch
 import torch.distributed as dist
 
+import vireid.methods  # noqa: F401  registers the built-in methods, as the command line does
 from vireid.config import load_config
 from vireid.engine.runtime import setup_runtime, teardown_runtime
 from vireid.engine.trainer import Trainer

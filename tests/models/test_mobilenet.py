@@ -9,7 +9,8 @@ import torch
 import torchvision
 
 from vireid.errors import ConfigError
-from vireid.models import AGW, Baseline
+from vireid.methods.agw import AGW
+from vireid.models import Baseline
 from vireid.models.mobilenet import MOBILENET_STAGES, TwoStreamMobileNetV2
 
 

@@ -10,7 +10,8 @@ import torch
 import torchvision
 
 from vireid.errors import ConfigError
-from vireid.models import AGW, TwoStreamResNet
+from vireid.methods.agw import AGW
+from vireid.models import TwoStreamResNet
 from vireid.models.mobilenet import TwoStreamMobileNetV2
 from vireid.models.pretrained import imagenet_checkpoint_path, is_offline
 

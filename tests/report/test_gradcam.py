@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from vireid.models import create_model, list_models
 from vireid.report.gradcam import channel_activations, default_target_layer, grad_cam, similarity_score
 from vireid.types import ModelOutput
 
@@ -55,11 +56,10 @@ def test_grad_cam_lands_on_the_decisive_region() -> None:
     assert model.training  # the caller's mode is restored
 
 
-def test_grad_cam_on_a_registered_model_runs_and_is_normalised() -> None:
-    from vireid.models import create_model
-
+@pytest.mark.parametrize("name", list_models())
+def test_grad_cam_on_every_registered_model(name: str) -> None:
     torch.manual_seed(1)
-    model = create_model("agw", num_classes=3, arch="resnet18", non_local=False).eval()
+    model = create_model(name, num_classes=3, arch="resnet18").eval()
     images = torch.randn(2, 3, 64, 32)
     modality = torch.tensor([1, 0])
     with torch.no_grad():
@@ -68,6 +68,8 @@ def test_grad_cam_on_a_registered_model_runs_and_is_normalised() -> None:
     assert cam.shape == (2, 64, 32) and float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0 + 1e-6
     assert torch.isfinite(cam).all()
     assert default_target_layer(model) is model.backbone
+    maps, idx = channel_activations(model, images, modality, top=4)
+    assert maps.shape == (2, 4, 64, 32) and idx.shape == (2, 4)
 
 
 def test_channel_activations_pick_the_strongest_channels() -> None:

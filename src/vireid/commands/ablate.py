@@ -80,7 +80,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def variant_config(config: str | Path, overrides: list[str], name: str, seed: int) -> TrainConfig:
     """The recipe with the variant's model switches and the seed; without MRM, the MRM-only losses dropped."""
-    from vireid.losses.mrda import MRM_LOSSES
+    from vireid.methods.mrda.losses import MRM_LOSSES
 
     v = VARIANTS[name]
     base = load_config(config, overrides)

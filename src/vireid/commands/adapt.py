@@ -16,7 +16,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vireid.commands._common import add_config_arguments
-    from vireid.engine.adapt_config import VARIANTS
+    from vireid.methods.dan.config import VARIANTS
 
     add_config_arguments(parser)
     parser.add_argument("--variant", choices=list(VARIANTS),
@@ -33,22 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vireid.commands._common import TqdmProgress, locked_run_dir
-    from vireid.engine.adapt import run_adaptation
-    from vireid.engine.adapt_config import load_adapt_config, variant_overrides
-    from vireid.engine.runtime import setup_runtime, teardown_runtime
+    from vireid.engine.runtime import runtime_from_config
+    from vireid.methods.dan.config import load_adapt_config, variant_overrides
+    from vireid.methods.dan.trainer import run_adaptation
     from vireid.evaluation.protocols import format_table
 
     overrides = (variant_overrides(args.variant) if args.variant else []) + list(args.overrides)
     cfg = load_adapt_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    r = cfg.runtime
-    with locked_run_dir(run_dir, args.resume):  # one writer per run folder
-        runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
-        try:
-            result = run_adaptation(cfg, run_dir, runtime, progress=TqdmProgress, resume=args.resume,
-                                    checkpoint=args.checkpoint)
-        finally:
-            teardown_runtime(runtime)
+    with locked_run_dir(run_dir, args.resume), runtime_from_config(cfg.runtime) as runtime:  # one writer per run folder
+        result = run_adaptation(cfg, run_dir, runtime, progress=TqdmProgress, resume=args.resume,
+                                checkpoint=args.checkpoint)
     if not runtime.is_main:
         return 0
     if args.json:

@@ -2,7 +2,7 @@
 
 Writes a synthetic target domain of a dataset (DAN, seeds/000 "合成目标域"; METHODS.md §2) in the
 source's own layout, plus ``domain.json`` and a before/after ``domain_contact_sheet.png``. See
-:mod:`vireid.data.domains`.
+:mod:`vireid.methods.dan.domains`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from vireid.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vireid.data.domains import KINDS, PARAMS
+    from vireid.methods.dan.domains import KINDS, PARAMS
 
     defaults = "; ".join(f"{k}: " + ", ".join(f"{f}={v}" for f, v in vars(PARAMS[k]()).items()) for k in KINDS)
     parser.add_argument("--source", required=True, help="dataset root to derive the domain from")
@@ -44,7 +44,7 @@ def parse_params(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vireid.data.domains import transform_dataset
+    from vireid.methods.dan.domains import transform_dataset
 
     start = time.perf_counter()
 

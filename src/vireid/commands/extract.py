@@ -24,16 +24,15 @@ def run(args: argparse.Namespace) -> int:
     from vireid.engine.build import build_dataset_from_config
     from vireid.engine.evaluate import load_trained_model, resolve_checkpoint
     from vireid.engine.inference import extract_features
-    from vireid.engine.runtime import setup_runtime
+    from vireid.engine.runtime import runtime_from_config
     from vireid.evaluation.features import save_features
 
     cfg = load_run_config(args.run, args.overrides)
-    r = cfg.runtime
-    runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, False, r.num_threads)
-    model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
-    dataset = build_dataset_from_config(cfg.data)
-    samples = dataset.test if args.split == "test" else dataset.train
-    feats = extract_features(model, samples, cfg.data, runtime, batch_size=cfg.eval.batch_size, flip=args.flip)
+    with runtime_from_config(cfg.runtime, deterministic=False) as runtime:
+        model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
+        dataset = build_dataset_from_config(cfg.data)
+        samples = dataset.test if args.split == "test" else dataset.train
+        feats = extract_features(model, samples, cfg.data, runtime, batch_size=cfg.eval.batch_size, flip=args.flip)
     save_features(args.out, feats, [s.relpath for s in samples],
                   metadata={"run": str(args.run), "checkpoint": args.checkpoint, "epoch": ckpt["epoch"],
                             "flip": bool(args.flip), "embedding": "post-BNNeck, not normalised"})

@@ -20,14 +20,14 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_protocol(base: dict, items: list[str]) -> dict:
-    import yaml
+    from vireid.config import yaml_load
 
     settings = dict(base)
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--protocol {item!r} must look like key=value")
         key, value = item.split("=", 1)
-        settings[key.strip()] = yaml.safe_load(value)
+        settings[key.strip()] = yaml_load(value)
     return settings
 
 
@@ -50,16 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vireid.engine.evaluate import evaluate_model, load_trained_model, resolve_checkpoint
-    from vireid.engine.runtime import setup_runtime
+    from vireid.config import dataset_errors
+    from vireid.engine.runtime import runtime_from_config
     from vireid.evaluation.protocols import format_table
     from vireid.rerank import reranker_from_args
     from vireid.utils.io import atomic_write_json
 
     cfg = load_run_config(args.run, args.overrides)
-    r = cfg.runtime
-    runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, False, r.num_threads)
-    distance_fn, rerank_settings = reranker_from_args(args)
     protocol = parse_protocol(cfg.eval.protocol, args.protocol)
+    errors = dataset_errors(cfg.data, protocol, "data", "--protocol")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    distance_fn, rerank_settings = reranker_from_args(args)
     if args.report is not None:  # one evaluation feeds the table and the report
         from pathlib import Path
 
@@ -71,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
         write_run_report(ev, Path(args.report or Path(args.run) / "report"))
         result = {k: v for k, v in ev.result.items() if k not in ("cmc", "ranked")}
     else:
-        model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
-        result = evaluate_model(model, cfg, runtime, protocol=protocol, flip=args.flip, distance_fn=distance_fn,
-                                rerank_settings=rerank_settings)
+        with runtime_from_config(cfg.runtime, deterministic=False) as runtime:
+            model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
+            result = evaluate_model(model, cfg, runtime, protocol=protocol, flip=args.flip, distance_fn=distance_fn,
+                                    rerank_settings=rerank_settings)
         result["settings"]["checkpoint"] = {"which": args.checkpoint, "epoch": ckpt["epoch"]}
     if args.out:
         atomic_write_json(args.out, result)

@@ -23,21 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vireid.engine.runtime import setup_runtime, teardown_runtime
+    from vireid.engine.runtime import runtime_from_config
     from vireid.engine.trainer import Trainer
 
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
-    r = cfg.runtime
-    with locked_run_dir(run_dir, args.resume) as last:  # one writer per run folder
-        runtime = setup_runtime(r.device, r.precision, r.channels_last, r.seed, r.deterministic, r.num_threads)
-        try:
-            trainer = Trainer(cfg, run_dir, runtime, progress=TqdmProgress)
-            if args.resume:
-                trainer.resume(last)
-            summary = trainer.fit()
-        finally:
-            teardown_runtime(runtime)
+    with locked_run_dir(run_dir, args.resume) as last, runtime_from_config(cfg.runtime) as runtime:
+        trainer = Trainer(cfg, run_dir, runtime, progress=TqdmProgress)  # one writer per run folder
+        if args.resume:
+            trainer.resume(last)
+        summary = trainer.fit()
     if runtime.is_main:
         print(json.dumps({"run_dir": str(run_dir), "best": summary["best"]}, indent=2))
     return 0

@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from vireid.data.sampler import CrossModalitySampler
+from vireid.data.augment import ImageAugment
 from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform, build_train_transforms
 from vireid.types import Batch, Modality, Sample
 from vireid.errors import DatasetError
@@ -226,24 +227,19 @@ def build_train_loader(
     random_erasing: float = 0.5,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
-    channel_augment: str = "none",
-    exchange_p: float = 1.0,
-    infrared_adap_gray: bool = False,
+    augments: Sequence[ImageAugment] = (),
 ) -> DataLoader:
     """Training loader: batches of P ids x (K visible + K infrared) as :class:`Batch`.
 
     Labels are :func:`relabel` of ``samples`` (``loader.dataset.pid_map``, one class per raw id,
-    including ids the sampler skips for lacking a modality). Transforms: :func:`build_train_transform`
-    with ``channel_augment`` for visible images and :func:`infrared_channel_augment` of it for
-    infrared ones (CA is visible-only, seeds/001 §8), plus :class:`ChannelAdapGray` on infrared ones
-    with ``infrared_adap_gray``. Call ``loader.batch_sampler.set_epoch(e)``
+    including ids the sampler skips for lacking a modality). Transforms: :func:`build_train_transforms`
+    with the ``augments`` of each modality. Call ``loader.batch_sampler.set_epoch(e)``
     before each epoch. ``len(loader)`` is the number of batches of this rank.
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-    transforms = build_train_transforms(height, width, channel_augment=channel_augment, pad=pad, flip=flip,
-                                        random_erasing=random_erasing, mean=mean, std=std, exchange_p=exchange_p,
-                                        infrared_adap_gray=infrared_adap_gray)
+    transforms = build_train_transforms(height, width, augments=augments, pad=pad, flip=flip,
+                                        random_erasing=random_erasing, mean=mean, std=std)
     dataset = ImageDataset(samples, transforms[Modality.VISIBLE], pid_map=relabel(samples), in_memory=in_memory,
                            transform_by_modality=transforms)
     sampler = CrossModalitySampler(dataset.pids, dataset.modalities, num_ids, num_instances, seed=seed,

@@ -6,7 +6,6 @@ constructors of models, losses, optimisers, datasets and loaders.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import random
@@ -23,33 +22,12 @@ from vireid.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-def check_kwargs(fn: Callable, kwargs: dict[str, Any], where: str) -> None:
-    """Raise a ConfigError when ``kwargs`` holds a key ``fn`` does not take."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
-    for key in kwargs:
-        if key not in valid:
-            raise ConfigError(f"unknown config key {where}.{key}; valid keys: {', '.join(valid)}")
-
-
 def check_components(cfg) -> None:
-    """Check every registry name and parameter table of a TrainConfig before any work is done."""
-    from vireid.data.batch_augment import get_batch_augment_factory
-    from vireid.losses import get_loss_class
-    from vireid.models import get_model_constructor
-
-    try:
-        check_kwargs(get_model_constructor(cfg.model.name), cfg.model.params, "model.params")
-        for i, c in enumerate(cfg.losses):
-            check_kwargs(get_loss_class(c.name), c.params, f"losses[{i}].params")
-    except ConfigError:
-        raise
-    except ValueError as exc:  # unknown registry name: the message lists the valid ones
-        raise ConfigError(str(exc)) from None
-    check_kwargs(get_batch_augment_factory(cfg.data.batch_augment), cfg.data.batch_augment_params,
-                 "data.batch_augment_params")
+    """Every registry name and parameter table of a config (the checks :func:`vireid.config.load_config`
+    runs at load), for configs built in code."""
+    errors = cfg.component_errors()
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 # ----------------------------------------------------------------------------- data
@@ -72,13 +50,13 @@ def build_eval_plan(dataset, settings: dict[str, Any], where: str = "eval.protoc
 
 
 def check_eval_protocol(dataset, settings: dict[str, Any], where: str = "eval.protocol") -> None:
-    """ConfigError when ``settings`` holds a key that ``dataset``'s protocol does not take."""
-    params = inspect.signature(dataset.eval_plan).parameters
-    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    bad = [k for k in settings if k not in valid]
-    if bad:
-        raise ConfigError(f"{where}.{bad[0]}: the {dataset.name} protocol has no setting {bad[0]!r}; valid settings: "
-                          f"{', '.join(valid)} (e.g. RegDB takes direction and trials, SYSU-MM01 mode, shots, sampling)")
+    """ConfigError when ``settings`` do not fit ``dataset``'s protocol (names and types; the check the
+    config runs at load, repeated for settings that come from elsewhere, e.g. ``--protocol``)."""
+    from vireid.config import protocol_errors
+
+    errors = protocol_errors(dataset.eval_plan, settings, where, f"{dataset.name} protocol")
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 def split_train_val(samples: list[Sample], val_fraction: float, seed: int,
@@ -111,6 +89,13 @@ def split_train_val(samples: list[Sample], val_fraction: float, seed: int,
     train = [s for s in samples if s.pid not in val_ids]
     val = [s for s in samples if s.pid in val_ids]
     return train, val
+
+
+def build_augments(cfg: DataConfig) -> list:
+    """The registered per-image augmentations ``data.augment`` names, in order."""
+    from vireid.data.augment import AUGMENTATIONS
+
+    return [AUGMENTATIONS.build(a.name, **a.params) for a in cfg.augment]
 
 
 def _split_by_images(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -150,15 +135,13 @@ def label_best(best: dict[str, Any], val_samples: list[Sample], cfg: DataConfig)
 def build_train_transforms(cfg: DataConfig) -> dict[Modality, Callable]:
     from vireid.data.transforms import build_train_transforms as build
 
-    return build(cfg.height, cfg.width, channel_augment=cfg.channel_augment, exchange_p=cfg.channel_exchange_p,
-                 infrared_adap_gray=cfg.infrared_adap_gray, pad=cfg.pad, flip=cfg.flip,
+    return build(cfg.height, cfg.width, augments=build_augments(cfg), pad=cfg.pad, flip=cfg.flip,
                  random_erasing=cfg.random_erasing)
 
 
 def build_batch_augment_from_config(cfg: DataConfig) -> Callable:
-    from vireid.data.batch_augment import build_batch_augment, get_batch_augment_factory
+    from vireid.data.batch_augment import build_batch_augment
 
-    check_kwargs(get_batch_augment_factory(cfg.batch_augment), cfg.batch_augment_params, "data.batch_augment_params")
     return build_batch_augment(cfg.batch_augment, **cfg.batch_augment_params)
 
 
@@ -166,9 +149,8 @@ def build_batch_augment_from_config(cfg: DataConfig) -> Callable:
 
 
 def build_model_from_config(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    from vireid.models import create_model, get_model_constructor
+    from vireid.models import create_model
 
-    check_kwargs(get_model_constructor(cfg.name), cfg.params, "model.params")
     return create_model(cfg.name, num_classes=num_classes, **cfg.params)
 
 
@@ -180,12 +162,9 @@ class NamedLoss:
 
 
 def build_losses(cfgs: list[LossConfig]) -> list[NamedLoss]:
-    from vireid.losses import build_loss, get_loss_class
+    from vireid.losses import build_loss
 
-    out = []
-    for i, c in enumerate(cfgs):
-        check_kwargs(get_loss_class(c.name), c.params, f"losses[{i}].params")
-        out.append(NamedLoss(c.name, c.weight, build_loss(c.name, **c.params)))
+    out = [NamedLoss(c.name, c.weight, build_loss(c.name, **c.params)) for c in cfgs]
     names = [n.name for n in out]
     if len(set(names)) != len(names):
         raise ConfigError(f"losses: each loss may appear once, got {names}")

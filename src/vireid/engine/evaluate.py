@@ -30,7 +30,10 @@ def resolve_checkpoint(run_dir: str | Path, which: str) -> Path:
 
 def load_trained_model(cfg: TrainConfig, checkpoint: str | Path, runtime: Runtime) -> tuple[nn.Module, dict]:
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    model = build.build_model_from_config(cfg.model, ckpt["num_classes"])
+    model_cfg = cfg.model
+    if model_cfg.params.get("pretrained") is not None:  # the checkpoint holds every weight: read no weight file
+        model_cfg = model_cfg.model_copy(update={"params": {**model_cfg.params, "pretrained": None}})
+    model = build.build_model_from_config(model_cfg, ckpt["num_classes"])
     load_model_state(model, ckpt["model"])
     model.to(runtime.device).eval()
     if runtime.channels_last:

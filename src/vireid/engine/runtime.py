@@ -11,7 +11,9 @@ import logging
 import os
 import random
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +22,9 @@ import torch.distributed as dist
 from vireid.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from vireid.config import RuntimeConfig
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -133,3 +138,17 @@ def teardown_runtime(runtime: Runtime) -> None:
         if sys.exc_info()[0] is None:
             dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def runtime_from_config(cfg: "RuntimeConfig", *, deterministic: bool | None = None) -> Iterator[Runtime]:
+    """The one way commands set up and tear down the runtime from a recipe's ``runtime`` section.
+
+    ``deterministic`` overrides the recipe's (evaluation never needs deterministic kernels).
+    """
+    runtime = setup_runtime(cfg.device, cfg.precision, cfg.channels_last, cfg.seed,
+                            cfg.deterministic if deterministic is None else deterministic, cfg.num_threads)
+    try:
+        yield runtime
+    finally:
+        teardown_runtime(runtime)

@@ -71,7 +71,8 @@ class _SkipBatches:
         return max(0, len(self.batch_sampler) - self.skip)
 
 
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed of the loader generator of ``epoch`` on ``rank`` (the same formula for every loader of a run)."""
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % 2**31
 
 
@@ -160,31 +161,44 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
 
-    def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
-        from vireid.data.loader import ImageDataset, collate_batch
+    def _build_train_data(self) -> None:
+        from vireid.data.loader import ImageDataset
         from vireid.data.sampler import CrossModalitySampler
 
         d = self.cfg.data
+        self._train_dataset = ImageDataset(
+            self.train_samples,
+            transform=None,
+            transform_by_modality=build.build_train_transforms(d),
+            pid_map=self.pid_map,
+            in_memory=d.in_memory,
+        )
+        self._sampler = CrossModalitySampler(
+            [s.pid for s in self.train_samples],
+            [int(s.modality) for s in self.train_samples],
+            d.num_ids,
+            d.num_instances,
+            seed=self.cfg.runtime.seed,
+            num_replicas=self.runtime.world_size,
+            rank=self.runtime.rank,
+            batches_per_epoch=d.batches_per_epoch,
+        )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps of one epoch on this rank (the training sampler's length)."""
+        if not hasattr(self, "_sampler"):
+            self._build_train_data()
+        return len(self._sampler)
+
+    def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
+        from vireid.data.loader import collate_batch
+
+        d = self.cfg.data
         if not hasattr(self, "_train_dataset"):
-            self._train_dataset = ImageDataset(
-                self.train_samples,
-                transform=None,
-                transform_by_modality=build.build_train_transforms(d),
-                pid_map=self.pid_map,
-                in_memory=d.in_memory,
-            )
-            self._sampler = CrossModalitySampler(
-                [s.pid for s in self.train_samples],
-                [int(s.modality) for s in self.train_samples],
-                d.num_ids,
-                d.num_instances,
-                seed=self.cfg.runtime.seed,
-                num_replicas=self.runtime.world_size,
-                rank=self.runtime.rank,
-                batches_per_epoch=d.batches_per_epoch,
-            )
+            self._build_train_data()
         self._sampler.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(_epoch_seed(self.cfg.runtime.seed, epoch, self.runtime.rank))
+        generator = torch.Generator().manual_seed(epoch_seed(self.cfg.runtime.seed, epoch, self.runtime.rank))
         batch_sampler = _SkipBatches(self._sampler, skip) if skip else self._sampler
         return DataLoader(
             self._train_dataset,
@@ -214,7 +228,15 @@ class Trainer:
             "num_classes": self.num_classes,
             "pid_map": {str(k): v for k, v in self.pid_map.items()},
             "config": config_to_dict(self.cfg),
+            **self.extra_state(),
         }
+
+    def extra_state(self) -> dict[str, Any]:
+        """Hook: what a method adds to every checkpoint (top-level keys beside the trainer's own)."""
+        return {}
+
+    def load_extra_state(self, ckpt: dict[str, Any]) -> None:
+        """Hook: restore what :meth:`extra_state` saved, from the checkpoint being resumed."""
 
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint written by this trainer (``last.pt``). Reads only; writes nothing.
@@ -248,6 +270,7 @@ class Trainer:
         self._resume_rng = ckpt["rng"] if self.start_iteration > 0 else None
         self._resume_partial = ckpt.get("epoch_partial") if self.start_iteration > 0 else None
         self._pending_validation = self.start_iteration == 0 and not ckpt.get("validated", True)
+        self.load_extra_state(ckpt)
         logger.info("resumed from %s at epoch %d, iteration %d", path, self.start_epoch, self.start_iteration)
 
     def _check_resume_config(self, path: str | Path, saved: dict[str, Any] | None) -> None:
@@ -390,7 +413,7 @@ class Trainer:
             restore_rng(self._resume_rng)
             self._resume_rng = None
         else:
-            seed_everything(_epoch_seed(cfg.runtime.seed, epoch, rt.rank))
+            seed_everything(epoch_seed(cfg.runtime.seed, epoch, rt.rank))
         loader = self._train_loader(epoch, skip)
         self.model.train()
         partial = (self._resume_partial or {}) if skip else {}

@@ -5,7 +5,7 @@ with a plain functional form on tensors beside it.
 registry, so a new loss module needs one import line here.
 """
 
-from vireid.losses.registry import build_loss, get_loss_class, list_losses, register_loss
+from vireid.losses.registry import LOSSES, build_loss, get_loss_class, list_losses, register_loss
 
 # Registration by explicit import: one line per loss module.
 from vireid.losses.identity import CrossEntropyLabelSmooth, cross_entropy_label_smooth  # noqa: E402  isort: skip
@@ -15,14 +15,11 @@ from vireid.losses.triplet import (  # noqa: E402  isort: skip
     triplet_batch_hard,
     weighted_regularized_triplet,
 )
-from vireid.losses.mrda import MRDAIdentity  # noqa: E402  isort: skip
-from vireid.losses.caj import SquaredDifferenceWRT  # noqa: E402  isort: skip
-from vireid.losses.domain import CrossModalAlignment  # noqa: E402  isort: skip
 
 from vireid.losses.distance import pairwise_euclidean  # noqa: E402
 
 __all__ = [
-    "CrossEntropyLabelSmooth", "TripletBatchHard", "WeightedRegularizedTriplet", "build_loss",
+    "CrossEntropyLabelSmooth", "LOSSES", "TripletBatchHard", "WeightedRegularizedTriplet", "build_loss",
     "cross_entropy_label_smooth", "get_loss_class", "list_losses", "pairwise_euclidean", "register_loss",
     "triplet_batch_hard", "weighted_regularized_triplet",
 ]

@@ -20,7 +20,7 @@ from vireid.models.registry import register_model
 class Baseline(BackboneHeadModel):
     """Two-stream ResNet -> global average pooling -> BNNeck -> bias-free classifier.
 
-    Same output contract and arguments as :class:`~vireid.models.agw.AGW`, minus non-local and GeM.
+    Same output contract and arguments as :class:`~vireid.methods.agw.model.AGW`, minus non-local and GeM.
     """
 
     def __init__(

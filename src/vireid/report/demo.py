@@ -110,7 +110,8 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
     how = {"trained": ("euclidean", True), "untrained": ("euclidean", True), "histogram": ("euclidean", False)}
     labels = {
         "trained": f"AGW-{cfg.model.params.get('arch', '?')} trained (epoch {ckpt['epoch']}, validation-selected)",
-        "untrained": "same network, untrained (random init)",
+        "untrained": ("same network, untrained (random init)" if not cfg.model.params.get("pretrained") else
+                      f"same network before training ({cfg.model.params['pretrained']} init, untrained head)"),
         "histogram": "colour-histogram matcher (HSV, Hellinger)",
     }
     results, curves = {}, {}

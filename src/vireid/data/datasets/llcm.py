@@ -16,6 +16,8 @@ entries with the query's identity and camera; identity-level CMC (DEEN's ``eval_
 
 from __future__ import annotations
 
+from typing import Literal
+
 import functools
 import logging
 import random
@@ -182,7 +184,8 @@ class LLCM(ReIDDataset):
         return cls("", list(train), list(test), test_ids, "index-file (vendored idx files)")
 
     # ---------------------------------------------------------------- protocol
-    def eval_plan(self, direction: str = "infrared-to-visible", trials: int = NUM_TRIALS) -> EvalPlan:
+    def eval_plan(self, direction: Literal["infrared-to-visible", "visible-to-infrared"] = "infrared-to-visible",
+                  trials: int = NUM_TRIALS) -> EvalPlan:
         """``direction`` infrared-to-visible|visible-to-infrared; ``trials`` single-shot galleries (seeds 0..)."""
         if direction not in DIRECTIONS:
             raise ConfigError(f"llcm: direction must be one of {list(DIRECTIONS)}, got {direction!r}")

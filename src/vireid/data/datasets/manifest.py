@@ -13,7 +13,7 @@ import csv
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -140,8 +140,8 @@ class ManifestDataset(ReIDDataset):
             raise DatasetError(f"manifest {path}: path {relpath!r} is not listed")
         return Sample(sample.relpath, sample.pid, sample.camid, sample.modality, str(path.parent))
 
-    def eval_plan(self, exclusion: str = "same-id-same-camera", cmc_mode: str = "image",
-                  direction: str = "infrared-to-visible") -> EvalPlan:
+    def eval_plan(self, exclusion: str = "same-id-same-camera", cmc_mode: Literal["identity", "image"] = "image",
+                  direction: Literal["infrared-to-visible", "visible-to-infrared"] = "infrared-to-visible") -> EvalPlan:
         """One trial: query vs gallery rows, or ``direction`` over the ``test`` rows."""
         if cmc_mode not in CMC_MODES:
             raise ConfigError(f"manifest: cmc_mode must be one of {CMC_MODES}, got {cmc_mode!r}")

@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class RegDB(ReIDDataset):
         lists = {k: list(v) for k, v in _vendored_lists().items()}
         return cls._build("", lists, trial, "vendored idx files (DMM-CDCN copy)")
 
-    def eval_plan(self, direction: str = "visible-to-thermal",
+    def eval_plan(self, direction: Literal["visible-to-thermal", "thermal-to-visible"] = "visible-to-thermal",
                   trials: int | Sequence[int] | str | None = None, allow_other_trials: bool = False) -> EvalPlan:
         """``direction`` visible-to-thermal|thermal-to-visible over ``trials`` (default: the dataset's trial).
 

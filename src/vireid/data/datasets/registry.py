@@ -27,27 +27,27 @@ from vireid.data.datasets.regdb import RegDB
 from vireid.data.datasets.sysu import SYSUMM01
 from vireid.data.datasets.text_reid import CUHKPEDES, ICFGPEDES, RSTPReid
 from vireid.types import Sample
-from vireid.errors import ConfigError, FeaturesError
+from vireid.errors import FeaturesError
+from vireid.registry import Registry
 from vireid.evaluation.features import validate_paths
 from vireid.evaluation.protocols import EvalPlan
 
-DATASETS: dict[str, type[ReIDDataset]] = {cls.name: cls for cls in (SYSUMM01, RegDB, LLCM, ManifestDataset)}
-# single-modality, occluded, partial and text-to-image sets (PROTOCOLS.md, last section)
-DATASETS.update({cls.name: cls for cls in (Market1501, DukeMTMCReID, MSMT17, CUHK03NP, OccludedDuke, OccludedREID,
-                                           PartialREID, PartialILIDS, PETHZ, CUHKPEDES, ICFGPEDES, RSTPReid)})
+DATASETS: Registry[type[ReIDDataset]] = Registry("dataset")
+for _cls in (SYSUMM01, RegDB, LLCM, ManifestDataset,
+             # single-modality, occluded, partial and text-to-image sets (PROTOCOLS.md, last section)
+             Market1501, DukeMTMCReID, MSMT17, CUHK03NP, OccludedDuke, OccludedREID, PartialREID, PartialILIDS,
+             PETHZ, CUHKPEDES, ICFGPEDES, RSTPReid):
+    DATASETS.register(_cls.name, _cls)
 
 
 def dataset_names() -> list[str]:
     """Registered dataset names."""
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def get_dataset_class(name: str) -> type[ReIDDataset]:
     """The reader class of ``name``; :class:`ConfigError` listing the valid names otherwise."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; valid: {dataset_names()}") from None
+    return DATASETS.get(name)
 
 
 def build_dataset(name: str, root: str | Path, **options: Any) -> ReIDDataset:

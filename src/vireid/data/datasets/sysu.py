@@ -21,7 +21,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -159,7 +159,8 @@ class SYSUMM01(ReIDDataset):
                     + " (data in the SYSU layout with its own table: pass its root)")
         raise DatasetError(msg)
 
-    def eval_plan(self, mode: str = "all", shots: int = 1, sampling: str = "official",
+    def eval_plan(self, mode: Literal["all", "indoor"] = "all", shots: Literal[1, 10] = 1,
+                  sampling: Literal["official", "seeded"] = "official",
                   trials: int = NUM_TRIALS) -> EvalPlan:
         """SYSU-MM01 protocol: ``mode`` all|indoor, ``shots`` 1|10, ``sampling`` official|seeded, ``trials`` draws."""
         if mode not in GALLERY_CAMS:
