@@ -19,6 +19,11 @@ table and the command that produced it.
 
     .venv/bin/python benchmarks/bench_eval.py                     # the full run (a few minutes)
     .venv/bin/python benchmarks/bench_eval.py --queries 2000 --gallery 10000 --loop-trials 1   # quick
+    .venv/bin/python benchmarks/bench_eval.py --cases large --curve 500 1000 2000 --plot-dir docs/bench
+
+The floor of the large case is the Q x G x D product alone (float64, the evaluator's default
+precision, and float32), timed in the evaluator's row chunks into one reused buffer, same threads.
+Times are reported as wall and CPU seconds; on a shared machine the CPU seconds are the steadier.
 """
 
 from __future__ import annotations
@@ -134,40 +139,60 @@ def _resource(rel: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- the workers
+def _gemm_alone(qf: np.ndarray, gf: np.ndarray, dtype, chunk: int) -> None:
+    """The floor: the Q x G x D product alone, in the evaluator's row chunks, into one reused buffer."""
+    import torch
+
+    q, g = torch.from_numpy(qf).to(dtype), torch.from_numpy(gf).to(dtype)
+    buf = torch.empty(chunk, g.shape[0], dtype=dtype)
+    for s in range(0, q.shape[0], chunk):
+        rows = q[s:s + chunk]
+        torch.mm(rows, g.T, out=buf[: rows.shape[0]])
+
+
 def worker(name: str, args) -> dict:
     """Run one measurement in this (fresh) process; return seconds, peak memory and the metrics."""
     import torch
 
     torch.set_num_threads(args.threads)
-    from vireid.evaluation.metrics import evaluate_features
+    from vireid.evaluation.metrics import auto_chunk_size, evaluate_features
     from vireid.evaluation.protocols import evaluate_plan
 
     if name.startswith("large"):
         qf, gf, q_pids, g_pids, q_cams, g_cams = large_problem(args)
         before = rss_mb()
-        n = args.queries if name == "large-ours" else args.loop_queries
-        start = time.perf_counter()
-        if name == "large-ours":
-            r = evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, exclusion="sysu-same-location")
-            seconds = time.perf_counter() - start
+        n = args.loop_queries if name == "large-loop" else args.queries
+        start, cpu0 = time.perf_counter(), time.process_time()
+        metrics = None
+        if name in ("large-ours", "large-ours32"):
+            dtype = torch.float32 if name == "large-ours32" else torch.float64
+            r = evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, exclusion="sysu-same-location", dtype=dtype)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+            full = [float(r.cmc[0]), float(r.cmc[9]), r.mAP, r.mINP]
             # untimed: the same queries the baseline runs, to compare the numbers
             r = evaluate_features(qf[:args.loop_queries], gf, q_pids[:args.loop_queries], g_pids,
-                                  q_cams[:args.loop_queries], g_cams, exclusion="sysu-same-location")
+                                  q_cams[:args.loop_queries], g_cams, exclusion="sysu-same-location", dtype=dtype)
             metrics = [float(r.cmc[0]), float(r.cmc[9]), r.mAP, r.mINP]
+        elif name.startswith("large-gemm"):
+            dtype = torch.float32 if name == "large-gemm32" else torch.float64
+            _gemm_alone(qf, gf, dtype, auto_chunk_size(args.gallery))
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+            full = None
         else:
             cmc, m_ap, m_inp = eval_sysu(euclidean(qf[:n].astype(np.float64), gf.astype(np.float64)),
                                          q_pids[:n], g_pids, q_cams[:n], g_cams)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
             metrics = [float(cmc[0]), float(cmc[9]), float(m_ap), float(m_inp)]
-        return {"seconds": seconds, "timed_queries": n, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
-                "metrics": metrics}
+            full = None
+        return {"seconds": seconds, "cpu": cpu, "timed_queries": n, "rss_before_mb": before,
+                "peak_rss_mb": peak_rss_mb(), "metrics": metrics, "full_metrics": full}
     plan, samples, feats = sysu_problem(args)
     before = rss_mb()
     pids = np.array([s.pid for s in samples])
     cams = np.array([s.camid for s in samples])
-    start = time.perf_counter()
-    if name == "sysu-ours":
-        result = evaluate_plan(plan, samples, feats)
+    start, cpu0 = time.perf_counter(), time.process_time()
+    if name in ("sysu-ours", "sysu-pertrial"):
+        result = evaluate_plan(plan, samples, feats, shared_distances=name == "sysu-ours")
         trials = len(plan.trials)
         metrics = [[t["rank1"] / 100, t["rank10"] / 100, t["mAP"] / 100, t["mINP"] / 100] for t in result["trials"]]
     else:
@@ -178,17 +203,63 @@ def worker(name: str, args) -> dict:
             cmc, m_ap, m_inp = eval_sysu(euclidean(feats[q].astype(np.float64), feats[g].astype(np.float64)),
                                          pids[q], pids[g], cams[q], cams[g])
             metrics.append([float(cmc[0]), float(cmc[9]), float(m_ap), float(m_inp)])
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "timed_trials": trials, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
-            "metrics": metrics}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return {"seconds": seconds, "cpu": cpu, "timed_trials": trials, "rss_before_mb": before,
+            "peak_rss_mb": peak_rss_mb(), "metrics": metrics}
 
 
 def run_worker(name: str, argv: list[str]) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", name]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src")
+    env["PYTHONPATH"] = os.path.abspath(src) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"worker {name} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _argv(ns: argparse.Namespace) -> list[str]:
+    """The worker's command line: the problem's sizes and the thread count."""
+    return [f"--{k.replace('_', '-')}={getattr(ns, k)}" for k in
+            ("queries", "gallery", "dim", "ids", "loop_queries", "loop_trials", "threads")]
+
+
+def large_rows(args, argv: list[str]) -> tuple[list[tuple], dict]:
+    """The large case: ours (float64 and float32 distances), the GEMM floor alone, the per-query loop."""
+    before, ours, after = (run_worker(n, argv) for n in ("large-loop", "large-ours", "large-loop"))
+    ours32, gemm64, gemm32 = (run_worker(n, argv) for n in ("large-ours32", "large-gemm64", "large-gemm32"))
+    base = dict(before, seconds=(before["seconds"] + after["seconds"]) / 2, cpu=(before["cpu"] + after["cpu"]) / 2)
+    np.testing.assert_allclose(ours["metrics"], base["metrics"], rtol=1e-6, atol=1e-7)
+    scale = args.queries / base["timed_queries"]
+    base_full, base_cpu = base["seconds"] * scale, base["cpu"] * scale
+    est_mb = 28 * args.queries * args.gallery / 2**20 + base["rss_before_mb"]
+    size = f"{args.queries:,} x {args.gallery:,}, D={args.dim}"
+    same32 = "identical" if ours32["full_metrics"] == ours["full_metrics"] else \
+        "differ: " + ", ".join(f"{a:.6f} vs {b:.6f}" for a, b in zip(ours32["full_metrics"], ours["full_metrics"]))
+    rows = [
+        (size, "floor: the Q x G x D GEMM alone, float64", f"{gemm64['seconds']:.1f}", f"{gemm64['cpu']:.1f}", "",
+         f"{gemm64['peak_rss_mb']:.0f}"),
+        (size, "ours, float64 distances (default)", f"{ours['seconds']:.1f}", f"{ours['cpu']:.1f}",
+         f"{ours['cpu'] / gemm64['cpu']:.2f}x the float64 GEMM, {ours['cpu'] / gemm32['cpu']:.2f}x the float32 GEMM",
+         f"{ours['peak_rss_mb']:.0f} (inputs {ours['rss_before_mb']:.0f})"),
+        (size, "floor: the Q x G x D GEMM alone, float32", f"{gemm32['seconds']:.1f}", f"{gemm32['cpu']:.1f}", "",
+         f"{gemm32['peak_rss_mb']:.0f}"),
+        (size, f"ours, float32 distances (metrics {same32})", f"{ours32['seconds']:.1f}", f"{ours32['cpu']:.1f}",
+         f"{ours32['cpu'] / gemm32['cpu']:.2f}x the float32 GEMM", f"{ours32['peak_rss_mb']:.0f}"),
+        (size, f"per-query loop (eval_sysu), {base['timed_queries']} queries timed, extrapolated",
+         f"{base_full:.1f}", f"{base_cpu:.1f}", f"{base_cpu / ours['cpu']:.1f}x ours",
+         f"~{est_mb:,.0f} estimated at full size ({base['peak_rss_mb']:.0f} measured for the subset)"),
+    ]
+    n = args.queries + args.gallery
+    curve = [
+        {"series": "vireid evaluate_features (float64)", "n": n, "seconds": ours["cpu"], "peak_mb": ours["peak_rss_mb"]},
+        {"series": "per-query loop eval_sysu (extrapolated)", "n": n, "seconds": base_cpu, "peak_mb": est_mb,
+         "estimated": base["timed_queries"] < args.queries},
+        {"series": "floor: float64 GEMM alone", "n": n, "seconds": gemm64["cpu"], "peak_mb": None},
+        {"series": "floor: float32 GEMM alone", "n": n, "seconds": gemm32["cpu"], "peak_mb": None},
+    ]
+    return rows, {"curve": curve}
 
 
 def main() -> None:
@@ -199,8 +270,11 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=1000)
     parser.add_argument("--loop-queries", type=int, default=200, help="queries the baseline loop runs (large case)")
     parser.add_argument("--loop-trials", type=int, default=2, help="trials the baseline runs (sysu case)")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (ours)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (ours)")
     parser.add_argument("--cases", default="large,sysu")
+    parser.add_argument("--curve", type=int, nargs="*", default=[],
+                        help="also run the large case at these query counts (gallery 5x) for the scaling plot")
+    parser.add_argument("--plot-dir", help="write scaling_evaluation.png and eval_rows.json here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -208,43 +282,54 @@ def main() -> None:
         return
     argv = [a for a in sys.argv[1:]]
     load_before = os.getloadavg()
-    rows = []
+    rows, curve = [], []
     if "large" in args.cases:
-        # the baseline runs before and after ours, and its mean is used: on a shared machine the
-        # load changes between runs
-        before, ours, after = (run_worker(n, argv) for n in ("large-loop", "large-ours", "large-loop"))
-        base = dict(before, seconds=(before["seconds"] + after["seconds"]) / 2)
-        np.testing.assert_allclose(ours["metrics"], base["metrics"], rtol=1e-6, atol=1e-7)
-        base_full = base["seconds"] * args.queries / base["timed_queries"]
-        est_mb = 28 * args.queries * args.gallery / 2**20 + base["rss_before_mb"]
-        size = f"{args.queries:,} x {args.gallery:,}, D={args.dim}"
-        rows.append((size, "ours (evaluate_features, chunked)", f"{ours['seconds']:.1f}", "1.0x",
-                     f"{ours['peak_rss_mb']:.0f} (inputs {ours['rss_before_mb']:.0f})"))
-        rows.append((size, f"per-query loop (eval_sysu), {base['timed_queries']} queries timed, extrapolated",
-                     f"{base_full:.1f}", f"{base_full / ours['seconds']:.1f}x slower",
-                     f"~{est_mb:,.0f} estimated at full size ({base['peak_rss_mb']:.0f} measured for the subset)"))
+        more, extra = large_rows(args, _argv(args))
+        rows += more
+        curve += extra["curve"]
+    for q in args.curve:
+        sub = argparse.Namespace(**{**vars(args), "queries": q, "gallery": 5 * q, "loop_queries": min(q, args.loop_queries)})
+        more, extra = large_rows(sub, _argv(sub))
+        rows += more
+        curve += extra["curve"]
     if "sysu" in args.cases:
-        before, ours, after = (run_worker(n, argv) for n in ("sysu-loop", "sysu-ours", "sysu-loop"))
-        base = dict(before, seconds=(before["seconds"] + after["seconds"]) / 2)
+        before, ours, after = (run_worker(n, _argv(args)) for n in ("sysu-loop", "sysu-ours", "sysu-loop"))
+        per_trial = run_worker("sysu-pertrial", _argv(args))
+        base = dict(before, seconds=(before["seconds"] + after["seconds"]) / 2, cpu=(before["cpu"] + after["cpu"]) / 2)
         for a, b in zip(ours["metrics"], base["metrics"]):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-        base_full = base["seconds"] * 10 / base["timed_trials"]
+        np.testing.assert_allclose(ours["metrics"], per_trial["metrics"], rtol=0, atol=1e-11)
+        base_full, base_cpu = base["seconds"] * 10 / base["timed_trials"], base["cpu"] * 10 / base["timed_trials"]
         size = "SYSU multi-shot all-search, 10 trials x 3,803 x 3,010"
-        rows.append((size, "ours (evaluate_plan)", f"{ours['seconds']:.1f}", "1.0x",
+        rows.append((size, "ours, one distance computation against the union of the 10 galleries",
+                     f"{ours['seconds']:.1f}", f"{ours['cpu']:.1f}", "1.0x",
                      f"{ours['peak_rss_mb']:.0f} (inputs {ours['rss_before_mb']:.0f})"))
+        rows.append((size, "ours, per trial (shared_distances=False)", f"{per_trial['seconds']:.1f}",
+                     f"{per_trial['cpu']:.1f}", f"{per_trial['cpu'] / ours['cpu']:.2f}x slower",
+                     f"{per_trial['peak_rss_mb']:.0f}"))
         rows.append((size, f"per-trial eval_sysu loop, {base['timed_trials']} trials timed, extrapolated",
-                     f"{base_full:.1f}", f"{base_full / ours['seconds']:.1f}x slower",
+                     f"{base_full:.1f}", f"{base_cpu:.1f}", f"{base_cpu / ours['cpu']:.1f}x slower",
                      f"{base['peak_rss_mb']:.0f} (inputs {base['rss_before_mb']:.0f})"))
     machine = platform.processor() or platform.machine()
     print(f"Machine: {machine}, {os.cpu_count()} CPUs; torch threads {args.threads}; "
           f"load average (1, 5, 15 min) before / after: {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    print("| case | method | time (s) | ratio | peak RSS (MiB) |")
-    print("|---|---|---:|---:|---|")
+    print("| case | method | wall (s) | CPU (s) | ratio (CPU) | peak RSS (MiB) |")
+    print("|---|---|---:|---:|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    print("\nmetrics agree between the two methods on what both ran (rtol 1e-6)")
+    print("\nmetrics agree between ours and the loop on what both ran (rtol 1e-6); SYSU shared vs per-trial "
+          "to 1e-11 on every trial")
     print(f"command: {shlex.join([os.path.relpath(sys.executable), os.path.relpath(__file__), *argv])}")
+    if args.plot_dir and curve:
+        from scaling_plot import plot_scaling
+
+        os.makedirs(args.plot_dir, exist_ok=True)
+        with open(os.path.join(args.plot_dir, "eval_rows.json"), "w") as fh:
+            json.dump(curve, fh, indent=1)
+        plot_scaling(os.path.join(args.plot_dir, "scaling_evaluation.png"),
+                     f"evaluation (CMC/mAP/mINP, SYSU-style exclusion), Q x 5Q gallery, D = {args.dim}", curve,
+                     note=f"one thread, same run; load {load_before[0]:.1f}; hollow = extrapolated / estimated")
 
 
 if __name__ == "__main__":

@@ -149,10 +149,19 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _consume(stream, path: str | None) -> None:
+    """Drain a (rows, block) stream, appending the blocks to a raw float32 file (not kept in RAM)."""
+    with open(path, "wb") if path else open(os.devnull, "wb") as fh:
+        for _, block in stream:
+            if path:
+                fh.write(block.numpy().astype(np.float32).tobytes())
+
+
 def _worker(spec: dict) -> None:
     import torch
 
-    from vireid.rerank import k_reciprocal_rerank, original_distance_matrix, sim_rerank
+    from vireid.rerank import k_reciprocal_rerank, k_reciprocal_stream, original_distance_matrix, sim_rerank, sim_stream
+    from vireid.rerank.original_distance import augmented_pair, distance_tiles
 
     torch.set_num_threads(spec["threads"])
     qf, gf = make_features(spec["n"], spec["dim"], spec["query_fraction"], spec["seed"])
@@ -174,12 +183,16 @@ def _worker(spec: dict) -> None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     w0, c0 = time.perf_counter(), time.process_time()
-    if spec["method"] == "k-reciprocal" and not reference:
-        out = k_reciprocal_rerank(qf, gf, chunk_size=spec["chunk_size"], device=device, **kr)
+    out = None
+    if spec["impl"] == "gemm":  # the floor: the original-distance tiles alone (half of an N x N x D GEMM)
+        for _ in distance_tiles(augmented_pair(qf, gf, device), spec["chunk_size"]):
+            pass
+    elif spec["method"] == "k-reciprocal" and not reference:  # streamed: no nq x ng matrix in memory
+        _consume(k_reciprocal_stream(qf, gf, chunk_size=spec["chunk_size"], device=device, **kr), spec["out"])
     elif spec["method"] == "k-reciprocal":
         out = reference_re_ranking(original, len(qf), kr["k1"], kr["k2"], kr["lambda_value"])
     elif not reference:
-        out = sim_rerank(qf, gf, device=device, **sim)
+        _consume(sim_stream(qf, gf, device=device, **sim), spec["out"])
     else:
         m = min(spec["queries"] or len(qf), len(qf))
         out, setup, loop = straightforward_sim(qf, gf, m, **sim)
@@ -187,6 +200,7 @@ def _worker(spec: dict) -> None:
         torch.cuda.synchronize()
     result["wall_s"], result["cpu_s"] = time.perf_counter() - w0, time.process_time() - c0
     result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb() - base
+    result["process_peak_mb"] = _peak_rss_mb()
     if reference and spec["method"] == "sim" and m < len(qf):  # linear in the queries: extrapolate
         scale = len(qf) / m
         result["wall_s"], result["cpu_s"] = setup[0] + loop[0] * scale, setup[1] + loop[1] * scale
@@ -200,10 +214,51 @@ def _worker(spec: dict) -> None:
         dense = (sq + sq.T).addmm_(x, x.T, beta=1, alpha=-2).numpy()
         result["dist_wall_s"], result["dist_cpu_s"] = time.perf_counter() - w0, time.process_time() - c0
         del dense
-    np.save(spec["out"], np.asarray(out, dtype=np.float32))
-    if not reference and spec["method"] == "k-reciprocal":  # after the measurement
+    if out is not None:
+        np.asarray(out, dtype=np.float32).tofile(spec["out"])
+    if spec["impl"] == "vireid" and spec["method"] == "k-reciprocal" and spec.get("save_original"):
         np.save(spec["original"], original_distance_matrix(qf, gf, chunk_size=spec["chunk_size"]))
     print(json.dumps(result))
+
+
+def _cli_worker(spec: dict) -> None:
+    """``vireid evaluate-features --rerank k-reciprocal`` end to end in this process (torch import
+    included in the peak), on an MSMT17-shaped manifest problem written by :func:`_write_cli_problem`."""
+    import contextlib
+    import io
+
+    from vireid.cli import main as cli_main
+
+    argv = ["evaluate-features", spec["feats"], "--dataset", "manifest", "--root", spec["manifest"],
+            "--rerank", "k-reciprocal", "--json"]
+    buf = io.StringIO()
+    w0, c0 = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(buf):
+        rc = cli_main(argv)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    result = json.loads(buf.getvalue())
+    print(json.dumps({"rc": rc, "wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_rss_mb(), "mean": result["mean"],
+                      "argv": argv}))
+
+
+def _write_cli_problem(folder: str, nq: int, ng: int, dim: int, seed: int) -> tuple[str, str]:
+    """MSMT17-shaped data: ``nq`` queries, ``ng`` gallery, 3,060 identities per 93,820 images, 15 cameras;
+    clustered L2-normalised float32 features (FEATS.npz) and a manifest CSV (no images needed)."""
+    rng = np.random.default_rng(seed)
+    n = nq + ng
+    n_ids = max(2, n * 3060 // 93820)
+    ids, cams = rng.integers(0, n_ids, n), rng.integers(1, 16, n)
+    x = 0.35 * rng.standard_normal((n_ids, dim), dtype=np.float32)[ids]
+    x += rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    paths = np.array([f"img/{i:06d}.jpg" for i in range(n)])
+    feats, manifest = f"{folder}/feats.npz", f"{folder}/manifest.csv"
+    np.savez(feats, features=x, paths=paths)
+    with open(manifest, "w") as fh:
+        fh.write("path,identity,camera,modality,split\n")
+        for i in range(n):
+            fh.write(f"{paths[i]},{ids[i]},{cams[i]},visible,{'query' if i < nq else 'gallery'}\n")
+    return feats, manifest
 
 
 def _run(spec: dict) -> dict:
@@ -212,9 +267,8 @@ def _run(spec: dict) -> dict:
         env[var] = str(spec["threads"])
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True, text=True
-    )
+    flag = "--cli-worker" if spec.get("cli") else "--worker"
+    proc = subprocess.run([sys.executable, __file__, flag, json.dumps(spec)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed for {spec['method']} {spec['impl']} N={spec['n']}:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -237,41 +291,62 @@ def main() -> int:
         help="run the SIM baseline on the first Q queries only when nq > Q, extrapolating its time",
     )
     parser.add_argument(
-        "--skip-reference-above", type=int, default=10000, help="no k-reciprocal reference above this N"
+        "--skip-reference-above", type=int, default=10000,
+        help="no k-reciprocal reference above this N (it holds several dense N x N matrices)",
     )
+    parser.add_argument("--floor", action="store_true", help="also time the k-reciprocal distance tiles alone")
+    parser.add_argument("--cli", type=int, nargs=2, metavar=("NQ", "NG"),
+                        help="also run `vireid evaluate-features --rerank k-reciprocal` end to end on an "
+                        "MSMT17-shaped problem (MSMT17: 11659 82161)")
+    parser.add_argument("--plot-dir", help="write scaling_<method>.png and rerank_rows.json here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cli-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(json.loads(args.worker))
         return 0
+    if args.cli_worker:
+        _cli_worker(json.loads(args.cli_worker))
+        return 0
 
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+    load_before = os.getloadavg()
     k_rec = {"k1": 20, "k2": 6, "lambda_value": 0.3}
     sim = {"lam": 1.0, "top_k": 3, "k_q": 10, "k_g": 10, "alpha": 0.5}
-    rows, failures = [], []
+    rows, failures, curve = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods:
             for n in args.sizes:
                 nq = int(round(n * args.query_fraction))
+                with_reference = method == "sim" or n <= args.skip_reference_above
                 base = {
                     "method": method, "n": n, "dim": args.dim, "query_fraction": args.query_fraction,
                     "seed": args.seed, "threads": args.threads, "chunk_size": args.chunk_size,
                     "k_reciprocal": k_rec, "sim": sim, "queries": None, "original": f"{tmp}/original.npy",
                 }
-                ours = _run({**base, "impl": "vireid", "device": args.device, "out": f"{tmp}/ours.npy"})
-                ours_out = np.load(f"{tmp}/ours.npy")
+                ours = _run({**base, "impl": "vireid", "device": args.device, "save_original": with_reference,
+                             "out": f"{tmp}/ours.f32" if with_reference else None})
+                curve.append({"method": method, "series": "vireid (streamed)", "n": n, "seconds": ours["cpu_s"],
+                              "peak_mb": ours["peak_mb"], "estimated": False})
                 label = f"{n} ({nq}+{n - nq})"
-                if method == "k-reciprocal" and n > args.skip_reference_above:
-                    rows.append((method, label, "vireid", ours, None, None, "reference skipped"))
+                if method == "k-reciprocal" and args.floor:
+                    floor = _run({**base, "impl": "gemm", "device": args.device, "out": None})
+                    curve.append({"method": method, "series": "floor: distance tiles alone (N^2 D GEMM / 2)",
+                                  "n": n, "seconds": floor["cpu_s"], "peak_mb": None})
+                    rows.append((method, label, "floor: distance tiles GEMM alone", floor, ours, None, ""))
+                if not with_reference:
+                    rows.append((method, label, "vireid (streamed)", ours, None, None,
+                                 "reference skipped: its dense N x N matrices do not fit"))
                     continue
+                ours_out = np.fromfile(f"{tmp}/ours.f32", dtype=np.float32).reshape(nq, n - nq)
                 queries = args.sim_baseline_queries if method == "sim" and nq > args.sim_baseline_queries else None
-                ref = _run({**base, "impl": "reference", "device": "cpu", "queries": queries, "out": f"{tmp}/ref.npy"})
+                ref = _run({**base, "impl": "reference", "device": "cpu", "queries": queries, "out": f"{tmp}/ref.f32"})
                 core = dict(ref)
                 if method == "k-reciprocal":  # total = the reference core + its own dense distance
                     ref["wall_s"] += ref["dist_wall_s"]
                     ref["cpu_s"] += ref["dist_cpu_s"]
-                ref_out = np.load(f"{tmp}/ref.npy")
+                ref_out = np.fromfile(f"{tmp}/ref.f32", dtype=np.float32).reshape(-1, n - nq)
                 diff = np.abs(ours_out[: len(ref_out)] - ref_out)
                 max_diff, n_bad = float(diff.max()), int((diff > 1e-5).sum())
                 if n_bad:
@@ -281,7 +356,9 @@ def main() -> int:
                     "k-reciprocal": "reference re_ranking + dense distance",
                     "sim": "per-query numpy float64",
                 }[method]
-                rows.append((method, label, "vireid", ours, None, None, ""))
+                curve.append({"method": method, "series": ref_name, "n": n, "seconds": ref["cpu_s"],
+                              "peak_mb": ref["peak_mb"], "estimated": ref["est"]})
+                rows.append((method, label, "vireid (streamed)", ours, None, None, ""))
                 note = f"max abs diff {max_diff:.1e} over {checked}; {n_bad} entries > 1e-5"
                 if method == "k-reciprocal":
                     note += (
@@ -289,15 +366,43 @@ def main() -> int:
                         f"{core['wall_s'] / ours['wall_s']:.1f}x / {core['cpu_s'] / ours['cpu_s']:.1f}x"
                     )
                 rows.append((method, label, ref_name + (" (est.)" if ref["est"] else ""), ref, ours, max_diff, note))
+        cli = None
+        if args.cli:
+            cli_nq, cli_ng = args.cli
+            feats, manifest = _write_cli_problem(tmp, cli_nq, cli_ng, args.dim, args.seed)
+            cli = _run({"cli": True, "threads": args.threads, "feats": feats, "manifest": manifest,
+                        "method": "cli", "impl": "vireid", "n": cli_nq + cli_ng})
+            curve.append({"method": "k-reciprocal", "series": "vireid evaluate-features CLI (whole process)",
+                          "n": cli_nq + cli_ng, "seconds": cli["cpu_s"], "peak_mb": cli["peak_mb"]})
 
-    print(f"\n`{command}` (torch threads = {args.threads}, device = {args.device}, D = {args.dim})\n")
+    print(f"\n`{command}` (torch threads = {args.threads}, device = {args.device}, D = {args.dim}; "
+          f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f})\n")
     print("| method | N (nq+ng) | implementation | wall s | CPU s | peak MB | vireid speed-up (wall / CPU) | notes |")
     print("|---|---|---|---:|---:|---:|---:|---|")
     for method, label, impl, res, ours, _, note in rows:
         speed = "" if ours is None else f"{res['wall_s'] / ours['wall_s']:.1f}x / {res['cpu_s'] / ours['cpu_s']:.1f}x"
+        if impl.startswith("floor"):
+            speed = f"vireid / floor: {ours['wall_s'] / res['wall_s']:.2f}x / {ours['cpu_s'] / res['cpu_s']:.2f}x"
         times = [f"{res['wall_s']:.2f}", f"{res['cpu_s']:.2f}", f"{res['peak_mb']:.0f}"]
         cells = [method, label, impl, *times, speed, note]
         print("| " + " | ".join(cells) + " |")
+    if cli is not None:
+        m = cli["mean"]
+        print(f"\n`vireid evaluate-features --rerank k-reciprocal` (manifest, {args.cli[0]:,} queries x "
+              f"{args.cli[1]:,} gallery, D = {args.dim}, clustered features, image-level CMC, same-id-same-camera "
+              f"excluded; whole process, torch import included): wall {cli['wall_s']:.0f} s, CPU {cli['cpu_s']:.0f} s, "
+              f"peak RSS {cli['peak_mb']:.0f} MiB; rank-1 {m['rank1']:.2f}, mAP {m['mAP']:.2f}, mINP {m['mINP']:.2f}")
+    if args.plot_dir:
+        from scaling_plot import plot_scaling
+
+        Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        Path(args.plot_dir, f"rerank_rows_{'_'.join(args.methods)}.json").write_text(json.dumps(curve, indent=1))
+        titles = {"k-reciprocal": "k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3), D = %d, nq:ng = 1:4",
+                  "sim": "SIM re-ranking (lambda=1, K=3, k_q=k_g=10, alpha=0.5), D = %d, nq:ng = 1:4"}
+        for method in args.methods:
+            plot_scaling(Path(args.plot_dir, f"scaling_{method.replace('-', '_')}.png"), titles[method] % args.dim,
+                         [r for r in curve if r["method"] == method],
+                         note=f"one thread, same run; load {load_before[0]:.1f}; hollow = extrapolated")
     for failure in failures:
         print(f"\nMISMATCH: {failure}")
     return 1 if failures else 0

@@ -27,7 +27,12 @@ VARIANTS = {  # name -> (channels_last, bf16 autocast)
     "channels_last": (True, False),
     "bf16": (False, True),
     "bf16+channels_last": (True, True),
+    # issue 17 candidates, each on top of bf16 + channels_last (the recipes' setting):
+    "bf16+cl+foreach-sgd": (True, True),  # SGD(foreach=True): one multi-tensor kernel per op
+    "bf16+cl+fused-sgd": (True, True),  # SGD(fused=True)
+    "bf16+cl+compile": (True, True),  # torch.compile of the model and of the summed losses
 }
+EXTRA_VARIANTS = ("bf16+cl+foreach-sgd", "bf16+cl+fused-sgd", "bf16+cl+compile")
 
 
 def _rss_mib() -> float:
@@ -39,9 +44,10 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
     """Time ``args.steps`` training steps of one variant in this process."""
     import torch
 
-    from vireid.types import Batch
+    import vireid.methods  # noqa: F401  registers the built-in methods' models and losses
     from vireid.losses import build_loss
     from vireid.models import create_model
+    from vireid.types import Batch
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,7 +58,17 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ce, wrt = build_loss("cross_entropy"), build_loss("wrt")
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sgd = {"foreach": True} if variant.endswith("foreach-sgd") else {"fused": True} if variant.endswith("fused-sgd") \
+        else {"foreach": False}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, **sgd)
+    forward = model
+
+    def losses(out, batch):
+        return ce(out, batch) + wrt(out, batch)
+
+    if variant.endswith("compile"):
+        forward = torch.compile(model)
+        losses = torch.compile(losses)
 
     k = args.batch // 8 or 1  # 4 identities x (k visible + k infrared)
     pids = torch.arange(args.batch, device=device) // (2 * k) % args.num_classes
@@ -65,8 +81,8 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(batch.images, batch.modality)
-        loss = ce(out, batch) + wrt(out, batch)
+            out = forward(batch.images, batch.modality)
+        loss = losses(out, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -108,7 +124,8 @@ def main() -> int:
     p.add_argument("--num-classes", type=int, default=395, help="SYSU-MM01 training identities")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(v for v in VARIANTS if v not in EXTRA_VARIANTS),
+                   help="comma-separated subset of " + ", ".join(VARIANTS))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.device == "auto":

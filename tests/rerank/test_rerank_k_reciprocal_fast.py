@@ -9,7 +9,7 @@ from rerank_oracles import reference_k_reciprocal
 
 import vireid.rerank.k_reciprocal as kr
 from vireid.rerank import k_reciprocal_rerank, original_distance_matrix
-from vireid.rerank.original_distance import centred, centred_pair
+from vireid.rerank.original_distance import augmented_pair, query_gallery_rows
 
 
 def _features(n: int, dim: int, seed: int) -> np.ndarray:
@@ -22,13 +22,15 @@ def test_nearest_lists_equal_a_full_sort(monkeypatch: pytest.MonkeyPatch, chunk:
     monkeypatch.setattr(kr, "_PIECE", piece)
     x = _features(150, 6, seed=chunk)
     dist = original_distance_matrix(x[:30], x[30:], chunk_size=chunk)  # (N, N), the same values
-    xc = centred_pair(torch.from_numpy(x[:30]), torch.from_numpy(x[30:]))
-    knn, knn_d0, row_max, out = kr._ranks_and_original(xc, 30, width=11, block=chunk)
+    left = augmented_pair(x[:30], x[30:], torch.device("cpu"))
+    knn, knn_d0, row_max = kr._ranks_and_original(left, width=11, block=chunk)
+    out = query_gallery_rows(left, 30, slice(0, 30), chunk) / row_max[:30, None]
     expected = np.argsort(dist, axis=1, kind="stable")[:, :11]
     assert np.array_equal(knn.numpy(), expected)
     np.testing.assert_array_equal(row_max.numpy(), dist.max(axis=1))
     np.testing.assert_array_equal(knn_d0.numpy(), np.take_along_axis(dist, expected, 1) / dist.max(axis=1)[:, None])
-    np.testing.assert_array_equal(out.numpy(), dist[:30, 30:] / dist.max(axis=1)[:30, None])
+    # the query-gallery block is recomputed with other GEMM shapes than the tiles: equal to float32 rounding
+    np.testing.assert_allclose(out.numpy(), dist[:30, 30:] / dist.max(axis=1)[:30, None], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(("chunk", "piece"), [(9, 4), (32, 7)])
@@ -41,8 +43,11 @@ def test_rerank_with_small_pieces_equals_reference(monkeypatch: pytest.MonkeyPat
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
-def test_centred_pair_equals_centred_concatenation() -> None:
-    x = torch.from_numpy(_features(20, 5, seed=1))
-    got = centred_pair(x[:7], x[7:])
-    assert got.dtype == centred(x).dtype and got.shape == x.shape
-    torch.testing.assert_close(got, centred(x), rtol=0, atol=1e-6)
+def test_augmented_pair_centres_in_float64_and_appends_norms() -> None:
+    x = _features(20, 5, seed=1) + 100.0  # a large common offset: centring matters
+    left = augmented_pair(x[:7], x[7:], torch.device("cpu"))
+    assert left.dtype == torch.float32 and left.shape == (20, 7)
+    xc = x - x.mean(axis=0)
+    np.testing.assert_allclose(left[:, :5].numpy(), xc, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(left[:, 5].numpy(), (left[:, :5].double() ** 2).sum(1).numpy(), rtol=1e-6)
+    assert (left[:, 6] == 1).all()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,14 +130,19 @@ class _Labels:
 
 
 class _Accumulator:
-    """Sums over valid queries, chunk by chunk."""
+    """Sums over valid queries, chunk by chunk.
+
+    The per-query AP and INP values are kept (8 bytes each per query) and summed once at the end
+    with ``math.fsum`` (correctly rounded), so the metrics do not depend on how the queries were
+    chunked: a streamed evaluation equals the unstreamed one bit for bit.
+    """
 
     def __init__(self, max_rank: int, top_k: int = 0) -> None:
         self.top_k = top_k
         self.ranked: list[np.ndarray] = []
         self.first_rank_counts = np.zeros(max_rank, dtype=np.int64)
-        self.ap_sum = 0.0
-        self.inp_sum = 0.0
+        self.ap_parts: list[np.ndarray] = []
+        self.inp_parts: list[np.ndarray] = []
         self.num_valid = 0
         self.num_queries = 0
         self.max_rank = max_rank
@@ -146,9 +152,11 @@ class _Accumulator:
             raise ValueError(f"none of the {self.num_queries} queries has a true match in the gallery "
                              f"after exclusion {exclusion.value!r}; check the query/gallery identities")
         cmc = np.cumsum(self.first_rank_counts) / self.num_valid
+        ap_sum = math.fsum(np.concatenate(self.ap_parts).tolist()) if self.ap_parts else 0.0
+        inp_sum = math.fsum(np.concatenate(self.inp_parts).tolist()) if self.inp_parts else 0.0
         ranked = np.concatenate(self.ranked) if self.top_k else None
-        return RankingResult(cmc=cmc.astype(np.float64), mAP=self.ap_sum / self.num_valid,
-                             mINP=self.inp_sum / self.num_valid, num_valid=self.num_valid,
+        return RankingResult(cmc=cmc.astype(np.float64), mAP=ap_sum / self.num_valid,
+                             mINP=inp_sum / self.num_valid, num_valid=self.num_valid,
                              num_queries=self.num_queries, ranked=ranked)
 
 
@@ -321,8 +329,8 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     first_rank = first_rank.clamp(max=acc.max_rank)  # rank >= max_rank lands in an overflow bin
     counts = torch.bincount(first_rank, minlength=acc.max_rank + 1)[: acc.max_rank]  # (max_rank,)
     acc.first_rank_counts += counts.cpu().numpy()
-    acc.ap_sum += float(ap_valid.sum())
-    acc.inp_sum += float(inp_valid.sum())
+    acc.ap_parts.append(ap_valid.cpu().numpy())
+    acc.inp_parts.append(inp_valid.cpu().numpy())
     acc.num_valid += int(valid.sum())
 
 
@@ -343,21 +351,59 @@ def evaluate_distances(distmat: np.ndarray | torch.Tensor, q_pids: np.ndarray, g
         top_k: also return each query's first ``top_k`` gallery positions (``RankingResult.ranked``).
     """
     _check_options(cmc_mode, max_rank, chunk_size)
-    exclusion = Exclusion.parse(exclusion)
     dist_all = distmat if isinstance(distmat, torch.Tensor) else torch.from_numpy(np.asarray(distmat))
     if dist_all.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {tuple(dist_all.shape)}")
     if not dist_all.is_floating_point():
         dist_all = dist_all.to(torch.float64)
     nq, ng = dist_all.shape
-    labels = _Labels(_check_labels("q_pids", q_pids, nq), _check_labels("g_pids", g_pids, ng),
-                     _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng),
-                     dist_all.device)
     step = chunk_size or auto_chunk_size(ng)
+    chunks = ((slice(s, min(s + step, nq)), dist_all[s:s + step].clone()) for s in range(0, nq, step))
+    return evaluate_distance_chunks(chunks, q_pids, g_pids, q_camids, g_camids, cmc_mode=cmc_mode,
+                                    exclusion=exclusion, max_rank=max_rank, num_gallery=ng, top_k=top_k)
+
+
+DistanceChunks = Iterable[tuple[slice, "np.ndarray | torch.Tensor"]]
+
+
+def evaluate_distance_chunks(chunks: DistanceChunks, q_pids: np.ndarray, g_pids: np.ndarray,
+                             q_camids: np.ndarray, g_camids: np.ndarray, *, cmc_mode: str = "identity",
+                             exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
+                             num_gallery: int | None = None, top_k: int = 0) -> RankingResult:
+    """Metrics of a distance matrix that arrives as consecutive blocks of query rows (a stream).
+
+    ``chunks`` yields ``(rows, dist)``: ``rows`` a slice of query indices, ``dist`` the (len(rows),
+    ng) distances of those queries to the whole gallery. The slices must tile ``0..nq`` in order;
+    each block is ranked and dropped, so memory holds one block (re-rankers stream their output
+    here: :meth:`vireid.rerank.registry.Reranker.stream`). A block handed over as a tensor is owned
+    by the evaluator and may be overwritten. The result equals :func:`evaluate_distances` on the
+    concatenated blocks bit for bit, whatever the block sizes (every per-query value is computed
+    row by row; sums are taken once, correctly rounded). ``top_k`` as :func:`evaluate_distances`.
+    """
+    _check_options(cmc_mode, max_rank, None)
+    exclusion = Exclusion.parse(exclusion)
+    q_pids = np.asarray(q_pids.cpu() if isinstance(q_pids, torch.Tensor) else q_pids)
+    nq = int(q_pids.shape[0]) if q_pids.ndim == 1 else -1
+    ng = num_gallery if num_gallery is not None else len(np.asarray(g_pids))
+    labels: _Labels | None = None
     acc = _Accumulator(max_rank, top_k)
-    for start in range(0, nq, step):
-        rows = slice(start, min(start + step, nq))
-        _rank_chunk(dist_all[rows].clone(), rows, labels, exclusion, cmc_mode, acc)
+    expected = 0
+    for rows, dist in chunks:
+        t = dist if isinstance(dist, torch.Tensor) else torch.from_numpy(np.array(dist))
+        if not t.is_floating_point():
+            t = t.to(torch.float64)
+        if rows.start != expected or t.ndim != 2 or t.shape != (rows.stop - rows.start, ng):
+            raise ValueError(f"distance stream: block for query rows {rows.start}:{rows.stop} has shape "
+                             f"{tuple(t.shape)}; expected rows from {expected} and {ng} gallery columns")
+        if labels is None:
+            labels = _Labels(_check_labels("q_pids", q_pids, nq), _check_labels("g_pids", g_pids, ng),
+                             _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng),
+                             t.device)
+        _rank_chunk(t, rows, labels, exclusion, cmc_mode, acc)
+        expected = rows.stop
+        del t, dist  # hold no block while the producer computes the next
+    if expected != nq:
+        raise ValueError(f"distance stream ended after {expected} of {nq} query rows")
     return acc.result(exclusion)
 
 
@@ -388,23 +434,13 @@ def pairwise_distance(qf: torch.Tensor, gf: torch.Tensor, distance: str = "eucli
     raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
 
 
-def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tensor, q_pids: np.ndarray,
-                      g_pids: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray, *,
-                      distance: str = "euclidean", normalize: bool = False, cmc_mode: str = "identity",
-                      exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
-                      chunk_size: int | None = None, device: torch.device | str | None = None,
-                      dtype: torch.dtype = torch.float64, top_k: int = 0) -> RankingResult:
-    """Metrics of query features against gallery features, the distances computed chunk by chunk.
-
-    Never materialises the (nq, ng) matrix: each chunk of query rows gets its distances (one
-    matmul), is ranked and dropped. ``normalize`` L2-normalises both sides first. ``dtype``
-    (default float64) is the precision of the distances; ``device`` where they are computed
-    (default: the query tensor's device, else the CPU). Other arguments as :func:`evaluate_distances`.
-    """
-    _check_options(cmc_mode, max_rank, chunk_size)
+def _prepare_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tensor, distance: str, normalize: bool,
+                      device: torch.device | str | None, dtype: torch.dtype
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:
+    """Checked (and normalised, if asked) query/gallery tensors, squared gallery norms, and whether
+    distance chunks need a finiteness pass."""
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-    exclusion = Exclusion.parse(exclusion)
     if device is None:
         device = qf.device if isinstance(qf, torch.Tensor) else torch.device("cpu")
     device = torch.device(device)
@@ -419,13 +455,32 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
     if normalize:
         q = torch.nn.functional.normalize(q, dim=1)  # (nq, D)
         g = torch.nn.functional.normalize(g, dim=1)  # (ng, D)
-    nq, ng = q.shape[0], g.shape[0]
-    labels = _Labels(_check_labels("q_pids", q_pids, nq), _check_labels("g_pids", g_pids, ng),
-                     _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng), device)
     g_sq = (g * g).sum(dim=1) if distance == "euclidean" else None  # (ng,)
     # finite features this small cannot overflow a distance: skip the per-chunk finiteness pass
     bound = max(float(q.abs().max()) if q.numel() else 0.0, float(g.abs().max()) if g.numel() else 0.0)
     check_finite = not bound**2 * q.shape[1] < 1e30
+    return q, g, g_sq, check_finite
+
+
+def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tensor, q_pids: np.ndarray,
+                      g_pids: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray, *,
+                      distance: str = "euclidean", normalize: bool = False, cmc_mode: str = "identity",
+                      exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
+                      chunk_size: int | None = None, device: torch.device | str | None = None,
+                      dtype: torch.dtype = torch.float64, top_k: int = 0) -> RankingResult:
+    """Metrics of query features against gallery features, the distances computed chunk by chunk.
+
+    Never materialises the (nq, ng) matrix: each chunk of query rows gets its distances (one
+    matmul), is ranked and dropped. ``normalize`` L2-normalises both sides first. ``dtype``
+    (default float64) is the precision of the distances; ``device`` where they are computed
+    (default: the query tensor's device, else the CPU). Other arguments as :func:`evaluate_distances`.
+    """
+    _check_options(cmc_mode, max_rank, chunk_size)
+    exclusion = Exclusion.parse(exclusion)
+    q, g, g_sq, check_finite = _prepare_features(qf, gf, distance, normalize, device, dtype)
+    nq, ng = q.shape[0], g.shape[0]
+    labels = _Labels(_check_labels("q_pids", q_pids, nq), _check_labels("g_pids", g_pids, ng),
+                     _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng), q.device)
     step = chunk_size or auto_chunk_size(ng)
     acc = _Accumulator(max_rank, top_k)
     for start in range(0, nq, step):
@@ -433,3 +488,48 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
         dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng)
         _rank_chunk(dist, rows, labels, exclusion, cmc_mode, acc, check_finite=check_finite)
     return acc.result(exclusion)
+
+
+def evaluate_features_shared(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tensor, q_pids: np.ndarray,
+                             g_pids: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray,
+                             galleries: Sequence[np.ndarray], *, distance: str = "euclidean",
+                             normalize: bool = False, cmc_mode: str = "identity",
+                             exclusion: Exclusion | str = Exclusion.NONE, max_rank: int = 20,
+                             chunk_size: int | None = None, device: torch.device | str | None = None,
+                             dtype: torch.dtype = torch.float64, top_k: Sequence[int] | int = 0
+                             ) -> list[RankingResult]:
+    """One evaluation per gallery subset, with one distance computation for all of them.
+
+    For protocols whose trials share their queries and draw their galleries from one pool (the
+    10 SYSU-MM01 trials: 3,803 queries, galleries drawn from the visible test images): each chunk
+    of query rows gets its distances to the whole pool ``gf`` (ng, D) once, and every trial ranks
+    the columns ``galleries[t]`` (int indices into the pool, in the trial's gallery order, so
+    exact ties keep that order). Equals :func:`evaluate_features` on ``gf[galleries[t]]`` per trial
+    up to the rounding of the distance GEMM (to 1e-9 on the official SYSU table: tested).
+    ``top_k``: per gallery subset (or one value for all), as :func:`evaluate_distances`.
+    """
+    _check_options(cmc_mode, max_rank, chunk_size)
+    exclusion = Exclusion.parse(exclusion)
+    q, g, g_sq, check_finite = _prepare_features(qf, gf, distance, normalize, device, dtype)
+    nq, ng = q.shape[0], g.shape[0]
+    q_pids, q_camids = _check_labels("q_pids", q_pids, nq), _check_labels("q_camids", q_camids, nq)
+    g_pids, g_camids = _check_labels("g_pids", g_pids, ng), _check_labels("g_camids", g_camids, ng)
+    cols = []
+    for t, columns in enumerate(galleries):
+        columns = np.asarray(columns, dtype=np.int64).reshape(-1)
+        if columns.size and (columns.min() < 0 or columns.max() >= ng):
+            raise ValueError(f"gallery subset {t} refers to pool column {int(columns.max())}; the pool has {ng}")
+        cols.append(columns)
+    labels = [_Labels(q_pids, g_pids[c], q_camids, g_camids[c], q.device) for c in cols]
+    index = [torch.as_tensor(c, device=q.device) for c in cols]
+    widest = max((len(c) for c in cols), default=1)
+    step = chunk_size or auto_chunk_size(ng + widest)
+    tops = [top_k] * len(cols) if isinstance(top_k, int) else list(top_k)
+    accs = [_Accumulator(max_rank, k) for k in tops]
+    for start in range(0, nq, step):
+        rows = slice(start, min(start + step, nq))
+        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng) against the pool
+        for lab, idx, acc in zip(labels, index, accs):
+            part = dist.index_select(1, idx)  # (c, ng_t) owned copy, the trial's gallery order
+            _rank_chunk(part, rows, lab, exclusion, cmc_mode, acc, check_finite=check_finite)
+    return [acc.result(exclusion) for acc in accs]

@@ -20,7 +20,8 @@ import torch
 from vireid.types import Sample
 from vireid.errors import FeaturesError
 from vireid.evaluation.exclusion import Exclusion
-from vireid.evaluation.metrics import CMC_MODES, DISTANCES, RankingResult, evaluate_distances, evaluate_features
+from vireid.evaluation.metrics import (CMC_MODES, DISTANCES, RankingResult, evaluate_distance_chunks,
+                                      evaluate_distances, evaluate_features, evaluate_features_shared)
 
 __all__ = ["Exclusion", "Trial", "EvalPlan", "evaluate_plan", "format_table", "METRIC_KEYS"]
 
@@ -97,31 +98,56 @@ def _percent(result: RankingResult) -> dict[str, float]:
     return out
 
 
+def _rows(features: np.ndarray | torch.Tensor, index: np.ndarray) -> np.ndarray | torch.Tensor:
+    """``features[index]``; a view, not a copy, when ``index`` is a contiguous ascending range
+    (a manifest's query rows then its gallery rows: at MSMT17 size a copy is 190 MB at D = 512)."""
+    if index.size and index[-1] - index[0] == index.size - 1 and (index.size == 1 or bool((np.diff(index) == 1).all())):
+        return features[int(index[0]): int(index[-1]) + 1]
+    return features[index]
+
+
 def _check_features(features: np.ndarray | torch.Tensor, samples: Sequence[Sample], used: np.ndarray) -> None:
     if features.ndim != 2 or features.shape[0] != len(samples):
         raise FeaturesError(f"features must be (num_samples={len(samples)}, dim), got shape {tuple(features.shape)}")
     if used.size and used.max() >= len(samples):
         raise FeaturesError(f"plan refers to sample {int(used.max())} but only {len(samples)} samples were given")
-    block = features[torch.as_tensor(used)] if isinstance(features, torch.Tensor) else features[used]
-    finite = torch.isfinite(block).all(dim=1).cpu().numpy() if isinstance(block, torch.Tensor) \
-        else np.isfinite(block).all(axis=1)
+    finite = np.ones(len(used), dtype=bool)
+    for s in range(0, len(used), 8192):  # in pieces: no copy of the whole set
+        block = _rows(features, used[s : s + 8192])
+        finite[s : s + 8192] = torch.isfinite(block).all(dim=1).cpu().numpy() if isinstance(block, torch.Tensor) \
+            else np.isfinite(block).all(axis=1)
     if not finite.all():
         bad = used[~finite][:5]
         raise FeaturesError(f"features have NaN/inf values in {int((~finite).sum())} rows used by the protocol; "
                             f"first: {', '.join(samples[i].relpath for i in bad)}")
 
 
+def _shared_queries(plan: EvalPlan) -> bool:
+    """Whether every trial has the same queries in the same order (SYSU-MM01, LLCM)."""
+    first = plan.trials[0].query
+    return len(plan.trials) > 1 and all(np.array_equal(t.query, first) for t in plan.trials[1:])
+
+
 def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarray | torch.Tensor, *,
                   distance: str = "euclidean", normalize: bool = False, distance_fn: DistanceFn | None = None,
                   max_rank: int = 20, device: torch.device | str | None = None,
-                  chunk_size: int | None = None, curves: bool = False, ranked_top: int = 0) -> dict[str, Any]:
+                  chunk_size: int | None = None, shared_distances: bool = True, curves: bool = False,
+                  ranked_top: int = 0) -> dict[str, Any]:
     """Score ``features`` (N, D), row i the feature of ``samples[i]``, under every trial of ``plan``.
 
     ``distance_fn(qf, gf) -> (nq, ng)`` replaces the built-in distance (re-ranking and other
     test-time options plug in here); it receives the (normalised, if asked) query and gallery
-    features as NumPy arrays. Returns ``{"dataset", "settings", "trials": [...], "mean": {...}}``
-    with rank-1/5/10/20, mAP and mINP in percent; per trial also the query, gallery and valid-query
-    counts. ``settings`` records the distance and the test-time options.
+    features as NumPy arrays. When it also has a ``stream(qf, gf)`` method yielding ``(rows,
+    block)`` pieces of query rows (every registered re-ranker: :class:`vireid.rerank.Reranker`),
+    the blocks go straight into the evaluator and the (nq, ng) matrix is never held.
+
+    With the built-in distance and trials that share their queries (the 10 SYSU-MM01 draws),
+    ``shared_distances`` computes the distances once against the union of the trials' galleries
+    and ranks each trial's columns of it (in its gallery order); ``False`` computes them per trial.
+
+    Returns ``{"dataset", "settings", "trials": [...], "mean": {...}}`` with rank-1/5/10/20, mAP and
+    mINP in percent; per trial also the query, gallery and valid-query counts. ``settings``
+    records the distance and the test-time options.
 
     ``curves``: also ``result["cmc"]``, the mean CMC curve over the trials (percent, ranks
     1..max_rank). ``ranked_top`` > 0: also ``result["ranked"] = {"trial": 1, "query": [sample
@@ -138,26 +164,43 @@ def evaluate_plan(plan: EvalPlan, samples: Sequence[Sample], features: np.ndarra
     if distance_fn is not None and normalize:
         feats = np.asarray(feats, dtype=np.float64)
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    common = dict(cmc_mode=plan.cmc_mode, exclusion=plan.exclusion, max_rank=max_rank)
+    if distance_fn is None and shared_distances and _shared_queries(plan):
+        q = plan.trials[0].query
+        pool = np.unique(np.concatenate([t.gallery for t in plan.trials]))
+        galleries = [np.searchsorted(pool, t.gallery) for t in plan.trials]
+        tops = [ranked_top] + [0] * (len(galleries) - 1)
+        results = evaluate_features_shared(feats[q], feats[pool], pids[q], pids[pool], camids[q], camids[pool],
+                                           galleries, distance=distance, normalize=normalize, device=device,
+                                           chunk_size=chunk_size, top_k=tops, **common)
+    else:
+        results = []
+        for i, trial in enumerate(plan.trials):
+            q, g = trial.query, trial.gallery
+            common["top_k"] = ranked_top if i == 0 else 0
+            if distance_fn is None:
+                results.append(evaluate_features(_rows(feats, q), _rows(feats, g), pids[q], pids[g], camids[q], camids[g],
+                                                 distance=distance, normalize=normalize, device=device,
+                                                 chunk_size=chunk_size, **common))
+            elif hasattr(distance_fn, "stream"):
+                blocks = distance_fn.stream(np.asarray(_rows(feats, q)), np.asarray(_rows(feats, g)))
+                results.append(evaluate_distance_chunks(blocks, pids[q], pids[g], camids[q], camids[g],
+                                                        num_gallery=len(g), **common))
+            else:
+                dist = np.asarray(distance_fn(np.asarray(_rows(feats, q)), np.asarray(_rows(feats, g))))
+                if dist.shape != (len(q), len(g)):
+                    raise ValueError(f"distance_fn returned shape {dist.shape}, expected {(len(q), len(g))}")
+                results.append(evaluate_distances(dist, pids[q], pids[g], camids[q], camids[g],
+                                                  chunk_size=chunk_size, **common))
     trials, cmcs, ranked = [], [], None
-    for i, trial in enumerate(plan.trials):
-        q, g = trial.query, trial.gallery
-        common = dict(cmc_mode=plan.cmc_mode, exclusion=plan.exclusion, max_rank=max_rank, chunk_size=chunk_size,
-                      top_k=ranked_top if i == 0 else 0)
-        if distance_fn is None:
-            result = evaluate_features(feats[q], feats[g], pids[q], pids[g], camids[q], camids[g],
-                                       distance=distance, normalize=normalize, device=device, **common)
-        else:
-            dist = np.asarray(distance_fn(np.asarray(feats[q]), np.asarray(feats[g])))
-            if dist.shape != (len(q), len(g)):
-                raise ValueError(f"distance_fn returned shape {dist.shape}, expected {(len(q), len(g))}")
-            result = evaluate_distances(dist, pids[q], pids[g], camids[q], camids[g], **common)
+    for i, (trial, result) in enumerate(zip(plan.trials, results)):
         cmcs.append(100.0 * result.cmc)
         if result.ranked is not None:
             positions = result.ranked  # (nq, ranked_top) gallery positions of this trial, -1: none
-            ranked = {"trial": 1, "query": [int(x) for x in q],
-                      "gallery": np.where(positions >= 0, g[positions.clip(min=0)], -1).tolist()}
+            ranked = {"trial": 1, "query": [int(x) for x in trial.query],
+                      "gallery": np.where(positions >= 0, trial.gallery[positions.clip(min=0)], -1).tolist()}
         row = _percent(result)
-        row.update(num_query=int(len(q)), num_gallery=int(len(g)), num_valid=result.num_valid)
+        row.update(num_query=int(len(trial.query)), num_gallery=int(len(trial.gallery)), num_valid=result.num_valid)
         trials.append(row)
         logger.debug("%s trial %d: %s", plan.dataset, i + 1, row)
     metric_keys = [k for k in METRIC_KEYS if k in trials[0]]

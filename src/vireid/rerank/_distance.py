@@ -115,3 +115,34 @@ def pair_distances(
             d = d.sqrt_()
         out[s : s + max_pairs] = d.to(torch.float32)
     return out
+
+
+class FixedBlockRows:
+    """Euclidean distances of any query rows to all of ``g``, computed in fixed-shape GEMMs.
+
+    Queries are split into absolute ``block``-aligned blocks (the last zero-padded), each computed
+    as one (block, D) x (D, ng) GEMM on a fresh buffer, so a row's values do not depend on which
+    rows were asked together (BLAS kernels differ with the matrix shape). The last block is cached:
+    consecutive small requests reuse it.
+    """
+
+    def __init__(self, q: Tensor, g: Tensor, q_sq: Tensor, g_sq: Tensor, *, squared: bool, block: int = 256) -> None:
+        self.q, self.g, self.q_sq, self.g_sq, self.squared, self.block = q, g, q_sq, g_sq, squared, block
+        self._cached: tuple[int, Tensor] | None = None
+
+    def _block(self, k: int) -> Tensor:
+        if self._cached is None or self._cached[0] != k:
+            a, b = k * self.block, min((k + 1) * self.block, self.q.shape[0])
+            x = torch.zeros(self.block, self.q.shape[1], dtype=self.q.dtype, device=self.q.device)  # (B, D)
+            x_sq = torch.zeros(self.block, dtype=self.q.dtype, device=self.q.device)  # (B,)
+            x[: b - a], x_sq[: b - a] = self.q[a:b], self.q_sq[a:b]
+            self._cached = (k, distance_block(x, self.g, x_sq, self.g_sq, squared=self.squared)[: b - a])
+        return self._cached[1]
+
+    def rows(self, rows: slice) -> Tensor:
+        """float32 (len(rows), ng) distances of the queries ``rows``."""
+        parts = []
+        for k in range(rows.start // self.block, (rows.stop - 1) // self.block + 1):
+            a = k * self.block
+            parts.append(self._block(k)[max(rows.start, a) - a : min(rows.stop, a + self.block) - a])
+        return torch.cat(parts) if len(parts) > 1 else parts[0].clone()

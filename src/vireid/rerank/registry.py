@@ -1,15 +1,25 @@
 """The re-ranker registry and its command-line adapter (the one place flags become keywords).
 
 Re-ranking is never on by default: ``--rerank none`` is the default and builds nothing.
+
+Streaming contract (what the evaluator consumes): a re-ranker is registered by its *stream*
+function ``stream(qf, gf, **params) -> Iterator[(rows, block)]`` that does its whole-set work and
+then yields the (len(rows), ng) float32 re-ranked distances of consecutive query rows, so that
+:func:`vireid.evaluation.metrics.evaluate_distance_chunks` never holds the (nq, ng) matrix
+(MSMT17: 11,659 x 82,161). :class:`Reranker` wraps it: ``reranker.stream(qf, gf)`` for the
+evaluator, ``reranker(qf, gf)`` for the full matrix (the concatenated blocks). A test-time
+refiner that lands later (NFormer, which refines features over the query and gallery set and
+then ranks by distance) plugs in the same way: ``register_reranker("nformer", nformer_stream,
+recorded=(...))`` with a stream function that refines once and yields its distance blocks; the
+CLI flags, evaluation and result records need no change.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -17,14 +27,15 @@ from torch import Tensor
 
 from vireid.errors import ConfigError
 from vireid.rerank._distance import check_float, check_int
-from vireid.rerank.k_reciprocal import k_reciprocal_rerank
-from vireid.rerank.sim import sim_rerank
+from vireid.rerank.k_reciprocal import k_reciprocal_stream
+from vireid.rerank.sim import sim_stream
 
-Reranker = Callable[[Tensor, Tensor], np.ndarray]
+StreamFn = Callable[..., Iterator[tuple[slice, Tensor]]]
 
-RERANKERS: dict[str, Callable[..., np.ndarray]] = {
-    "k-reciprocal": k_reciprocal_rerank,  # Zhong et al., CVPR 2017
-    "sim": sim_rerank,  # seeds/002 §5
+# name -> stream function (keyword-only parameters with defaults)
+RERANKERS: dict[str, StreamFn] = {
+    "k-reciprocal": k_reciprocal_stream,  # Zhong et al., CVPR 2017
+    "sim": sim_stream,  # seeds/002 §5
 }
 METHODS: tuple[str, ...] = ("none", *RERANKERS)
 
@@ -33,6 +44,36 @@ RECORDED: dict[str, tuple[str, ...]] = {
     "k-reciprocal": ("k1", "k2", "lambda_value"),
     "sim": ("lam", "top_k", "k_q", "k_g", "alpha", "normalize"),
 }
+
+
+def register_reranker(name: str, stream: StreamFn, *, recorded: tuple[str, ...]) -> None:
+    """Add a re-ranker (or test-time refiner) by its stream function; ``recorded`` names the
+    keyword parameters that change its output (stored with every result)."""
+    global METHODS
+    if name in METHODS:
+        raise ConfigError(f"re-ranker {name!r} is already registered")
+    RERANKERS[name] = stream
+    RECORDED[name] = tuple(recorded)
+    METHODS = ("none", *RERANKERS)
+
+
+class Reranker:
+    """A configured re-ranker: ``stream(qf, gf)`` yields (rows, block) of re-ranked distances,
+    ``(qf, gf)`` returns the full (nq, ng) float32 numpy matrix (the concatenated blocks)."""
+
+    def __init__(self, name: str, stream: StreamFn, params: dict[str, Any]) -> None:
+        self.name, self._stream, self.params = name, stream, dict(params)
+        self.__name__ = getattr(stream, "__name__", name).removesuffix("_stream") + "_rerank"
+
+    def stream(self, qf: Tensor | np.ndarray, gf: Tensor | np.ndarray) -> Iterator[tuple[slice, Tensor]]:
+        return self._stream(qf, gf, **self.params)
+
+    def __call__(self, qf: Tensor | np.ndarray, gf: Tensor | np.ndarray) -> np.ndarray:
+        parts = [block.cpu().numpy() for _, block in self.stream(qf, gf)]
+        return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]
+
+    def __repr__(self) -> str:
+        return f"Reranker({self.name!r}, {self.params})"
 
 # argparse destination -> (method, keyword).
 _FLAGS: dict[str, tuple[str, str]] = {
@@ -79,16 +120,16 @@ def _validate(name: str, params: dict[str, Any]) -> None:
                 raise ConfigError(f"lam must be finite, got {value!r}")
         elif key == "normalize" and not isinstance(value, bool):
             raise ConfigError(f"normalize must be true or false, got {value!r}")
-        elif key in ("chunk_size", "column_chunk_size") and value is not None:
+        elif key in ("chunk_size", "column_chunk_size", "query_chunk") and value is not None:
             check_int(key, value, 1)
 
 
 def build_reranker(name: str, **params: Any) -> Reranker | None:
-    """A callable ``(query_features, gallery_features) -> (nq, ng) distances``, or None for "none".
+    """A :class:`Reranker` (``stream(qf, gf)`` and ``(qf, gf) -> (nq, ng)``), or None for "none".
 
     Args:
-        name: ``"none"``, ``"k-reciprocal"`` or ``"sim"``.
-        **params: keyword arguments of :func:`k_reciprocal_rerank` / :func:`sim_rerank`
+        name: ``"none"``, ``"k-reciprocal"``, ``"sim"`` or a registered name.
+        **params: keyword arguments of :func:`k_reciprocal_stream` / :func:`sim_stream`
             (including ``chunk_size`` and ``device``); unknown names are errors.
     """
     _check_name(name)
@@ -101,8 +142,7 @@ def build_reranker(name: str, **params: Any) -> Reranker | None:
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown} for re-ranker {name!r}; valid: {sorted(valid)}")
     _validate(name, params)
-    fn = functools.partial(RERANKERS[name], **params)
-    return functools.update_wrapper(fn, RERANKERS[name])  # keeps __name__ for the result's settings
+    return Reranker(name, RERANKERS[name], params)
 
 
 def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:

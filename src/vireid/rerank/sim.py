@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from vireid.rerank._distance import (
     check_float,
     check_int,
     check_pair,
+    FixedBlockRows,
     distance_block,
     resolve_device,
 )
@@ -64,7 +66,36 @@ def sim_rerank(
     column_chunk_size: int | None = None,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
-    """SIM re-ranked query-gallery distances (seeds/002 §5, Eq. 1-8).
+    """SIM re-ranked query-gallery distances (seeds/002 §5, Eq. 1-8): the concatenation of
+    :func:`sim_stream`'s blocks, a float32 numpy (nq, ng) array (arguments as :func:`sim_stream`)."""
+    parts = [block.cpu().numpy() for _, block in sim_stream(
+        qf, gf, lam=lam, top_k=top_k, k_q=k_q, k_g=k_g, alpha=alpha, normalize=normalize, chunk_size=chunk_size,
+        column_chunk_size=column_chunk_size, device=device)]
+    return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]
+
+
+def sim_stream(
+    qf: ArrayLike,
+    gf: ArrayLike,
+    *,
+    lam: float = 1.0,
+    top_k: int = 3,
+    k_q: int = 10,
+    k_g: int = 10,
+    alpha: float = 0.5,
+    normalize: bool = True,
+    chunk_size: int | None = None,
+    column_chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> Iterator[tuple[slice, Tensor]]:
+    """SIM re-ranked query-gallery distances as a stream of query-row blocks (seeds/002 §5, Eq. 1-8).
+
+    Builds the gallery side now (the (ng, ng) gallery distances and R* sets) and returns an iterator
+    of ``(rows, block)``, ``block`` the (len(rows), ng) float32 SIM distances of the queries
+    ``rows``, owned by the consumer; the (nq, ng) matrix is never held. The query-gallery
+    distances come from fixed-shape GEMMs and every later step is row-wise, so the block size
+    (``chunk_size``) never changes a value. Cost: O(nq ng^2) time and O(ng^2) memory for the
+    gallery graph, so SIM does not reach MSMT17's 82,161-image gallery (27 GB for D_gg alone).
 
     Args:
         qf: (nq, D) query features (e.g. infrared).
@@ -80,8 +111,8 @@ def sim_rerank(
         device: where to compute; default the device of ``qf`` (CPU for numpy input).
 
     Returns:
-        (nq, ng) float32 numpy array of SIM distances (smaller = more similar). ``k_q`` and
-        ``k_g`` larger than the gallery saturate (all items); ``top_k`` must not exceed it.
+        iterator of (rows, (len(rows), ng) float32 tensor) SIM distances (smaller = more similar).
+        ``k_q`` and ``k_g`` larger than the gallery saturate (all items); ``top_k`` must not exceed it.
     """
     t0 = time.perf_counter()
     dev = resolve_device(qf, device)
@@ -120,17 +151,21 @@ def sim_rerank(
     r_size = mask.sum(dim=1).to(torch.float32)  # (ng,)
 
     e_gg = d_gg.mul_(lam)  # (ng, ng) gallery edges lam * D_gg, in place
-    out = torch.empty(nq, ng, dtype=torch.float32, device=dev)  # (nq, ng)
-    for s in range(0, nq, cq):
-        d_qg = distance_block(q[s : s + cq], g, q_sq[s : s + cq], g_sq, squared=False)  # (c, ng)
-        d_s = min_plus_topk_mean(d_qg, e_gg, top_k, column_chunk=cj)  # (c, ng) Eq. 4-5
-        n_c = d_s.topk(k_q, dim=1, largest=False).indices  # (c, k_q) Eq. 6
-        member = torch.zeros_like(d_s).scatter_(1, n_c, 1.0)  # (c, ng) indicator of N_c
-        inter = torch.sparse.mm(r_star, member.T).T  # (c, ng): |N_c ∩ R*(g_j)|
-        d_m = 1.0 - inter / (k_q + r_size[None, :] - inter)  # (c, ng) Eq. 7
-        out[s : s + cq] = alpha * d_s + (1.0 - alpha) * d_m  # Eq. 8
-    logger.debug("SIM re-ranking of %d x %d (K=%d) in %.2fs", nq, ng, top_k, time.perf_counter() - t0)
-    return out.cpu().numpy()
+    d_qg_rows = FixedBlockRows(q, g, q_sq, g_sq, squared=False)
+    logger.debug("SIM gallery graph of %d images in %.2fs", ng, time.perf_counter() - t0)
+
+    def blocks() -> Iterator[tuple[slice, Tensor]]:
+        for s in range(0, nq, cq):
+            rows = slice(s, min(s + cq, nq))
+            d_qg = d_qg_rows.rows(rows)  # (c, ng)
+            d_s = min_plus_topk_mean(d_qg, e_gg, top_k, column_chunk=cj)  # (c, ng) Eq. 4-5
+            n_c = d_s.topk(k_q, dim=1, largest=False).indices  # (c, k_q) Eq. 6
+            member = torch.zeros_like(d_s).scatter_(1, n_c, 1.0)  # (c, ng) indicator of N_c
+            inter = torch.sparse.mm(r_star, member.T).T  # (c, ng): |N_c ∩ R*(g_j)|
+            d_m = 1.0 - inter / (k_q + r_size[None, :] - inter)  # (c, ng) Eq. 7
+            yield rows, alpha * d_s + (1.0 - alpha) * d_m  # Eq. 8
+
+    return blocks()
 
 
 def min_plus_topk_mean(a: Tensor, e: Tensor, k: int, *, column_chunk: int | None = None) -> Tensor:
