@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from vireid.config import config_from_dict
 from vireid.engine.runtime import setup_runtime
@@ -74,3 +75,19 @@ def reference(tiny_sysu: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         return {"state": final_state(trainer), "records": read_records(run_dir), "run_dir": run_dir}
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_sysu, tmp_path_factory):
+    """A 1-epoch run folder written by `vireid train` (and its recipe)."""
+    from vireid.cli import main
+
+    tmp = tmp_path_factory.mktemp("finished")
+    values = tiny_values(tiny_sysu)
+    values["optim"].update(epochs=1, milestones=[])
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(values))
+    before = torch.get_num_threads()
+    assert main(["train", "--config", str(recipe), "--run-dir", str(tmp / "run")]) == 0
+    torch.set_num_threads(before)
+    return recipe, tmp / "run"

@@ -49,6 +49,7 @@ def saved_state(run_dir: Path) -> dict:
     return {"model": ckpt["model"], "optimizer": ckpt["optimizer"]}
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_143_and_resume_is_exact(tiny_sysu, tmp_path, reference):
     recipe, run_dir = write_recipe(tmp_path, tiny_sysu), tmp_path / "run"
     proc = start_train(recipe, run_dir, resume=False)

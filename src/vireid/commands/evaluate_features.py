@@ -99,10 +99,12 @@ def _parse_trials(text: str) -> str | list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from vireid.data.datasets import plan_for_relpaths
+    from vireid.engine.runtime import resolve_device
     from vireid.evaluation.features import load_features
     from vireid.evaluation.protocols import evaluate_plan, format_table
     from vireid.rerank import reranker_from_args
 
+    device = resolve_device(args.device, "--device")
     settings = _collect(args, _PLAN_FLAGS)
     options = _collect(args, _OPTION_FLAGS)
     if "trials" in settings:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         args.distance, args.normalize = "cosine", True
     plan, samples = plan_for_relpaths(args.dataset, feats.paths, args.root, options=options, **settings)
     result = evaluate_plan(plan, samples, feats.features, distance=args.distance, normalize=args.normalize,
-                           device=args.device, distance_fn=distance_fn)
+                           device=device, distance_fn=distance_fn)
     result["settings"]["rerank"] = rerank_settings
     result["settings"]["features_file"] = str(args.features)
     result["settings"]["features"] = f"{feats.features.shape[0]} x {feats.features.shape[1]}"

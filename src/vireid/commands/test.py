@@ -20,6 +20,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_protocol(base: dict, items: list[str]) -> dict:
+    import yaml
+
     from vireid.config import yaml_load
 
     settings = dict(base)
@@ -27,7 +29,10 @@ def parse_protocol(base: dict, items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--protocol {item!r} must look like key=value")
         key, value = item.split("=", 1)
-        settings[key.strip()] = yaml_load(value)
+        try:
+            settings[key.strip()] = yaml_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--protocol {item!r}: the value is not valid YAML ({exc})") from None
     return settings
 
 

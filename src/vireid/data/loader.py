@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,21 +50,58 @@ def relabel(samples: Sequence[Sample]) -> dict[int, int]:
 def decode_image(path: str) -> Image.Image:
     """Open and fully decode one image; mode "L" (single channel) or "RGB".
 
+    Single-channel images of more than 8 bits (16-bit PNG/TIFF as infrared cameras write them,
+    modes ``I;16*``, ``I``, ``F``) are stretched linearly from their own minimum..maximum to
+    0..255 ("L"), so 12- or 14-bit data in a 16-bit container keep their contrast (a plain
+    ``convert("RGB")`` clips them to white). Images larger than PIL's ``Image.MAX_IMAGE_PIXELS``
+    are refused (decompression-bomb guard), as are paths that are not regular files (a FIFO
+    would block the loader forever).
+
     Raises:
-        DatasetError: the file is missing, unreadable, truncated or not an image; names the file.
+        DatasetError: the file is missing, not a regular file, unreadable, truncated, too large
+            or not an image; names the file.
     """
     try:
-        with Image.open(path) as img:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DatasetError(f"image file not found: {path}") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"image {path} is not a regular file (a folder, FIFO, socket or device); "
+                           "expected an image file")
+    limit = Image.MAX_IMAGE_PIXELS
+    too_large = f"image {path} is too large to decode safely (decompression-bomb guard); expected at most " \
+                f"{limit or 0:,} pixels"
+    try:
+        with Image.open(path) as img:  # reads the header only; PIL itself refuses twice the limit
+            width, height = img.size
+            if limit and width * height > limit:
+                raise DatasetError(f"{too_large}, the header says {width} x {height}")
             img.load()
-            if img.mode not in ("L", "RGB"):
-                img = img.convert("RGB")
-            else:
-                img = img.copy()
+            img = _to_l_or_rgb(img)
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"{too_large} ({exc})") from None
     except FileNotFoundError:
         raise DatasetError(f"image file not found: {path}") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
         raise DatasetError(f"cannot decode image {path}: {exc}") from None
     return img
+
+
+def _to_l_or_rgb(img: Image.Image) -> Image.Image:
+    """A decoded image as "L" or "RGB" (a new image, independent of the open file)."""
+    if img.mode in ("L", "RGB"):
+        return img.copy()
+    if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit integer or float, one channel
+        arr = np.asarray(img, dtype=np.float64)  # (H, W)
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        scaled = np.zeros_like(arr) if hi <= lo else (np.nan_to_num(arr, nan=lo) - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+    return img.convert("RGB")
 
 
 class _PackedImages:

@@ -72,15 +72,25 @@ class Runtime:
             dist.barrier()
 
 
-def resolve_device(spec: str) -> torch.device:
+def resolve_device(spec: str, key: str = "runtime.device") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked to exist
+    here; :class:`ConfigError` naming ``key`` otherwise."""
+    expected = "expected auto, cpu, cuda, cuda:N or mps"
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(spec)
-    except RuntimeError as exc:
-        raise ConfigError(f"runtime.device: {spec!r} is not a device ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device: {spec!r} was asked for but CUDA is not available here")
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"{key}: {spec!r} is not a device ({expected}; torch says: {exc})") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{key}: {spec!r} is not a device vireid runs on; {expected}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key}: {spec!r} was asked for but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"{key}: {spec!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}: {spec!r} was asked for but MPS is not available here")
     return device
 
 
@@ -116,7 +126,9 @@ def setup_runtime(
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
         logger.info("joined process group: rank %d of %d (%s)", rank, world_size, backend)
-    if num_threads:
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ConfigError(f"runtime.num_threads must be >= 1 (or null for torch's default), got {num_threads!r}")
         torch.set_num_threads(num_threads)
     seed_everything(seed + rank)
     if deterministic:

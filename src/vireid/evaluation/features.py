@@ -70,11 +70,21 @@ def validate_features(features: np.ndarray, paths: Sequence[str], source: str) -
         raise FeaturesError(f"{source}: 'features' must be floating point, got dtype {features.dtype}")
     if features.shape[0] != len(paths):
         raise FeaturesError(f"{source}: {features.shape[0]} feature rows but {len(paths)} paths")
+    if features.shape[1] == 0:
+        raise FeaturesError(f"{source}: 'features' has 0 columns (shape {features.shape}); expected (N, D) with D >= 1")
     finite = np.isfinite(features).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise FeaturesError(f"{source}: {len(bad)} feature rows have NaN/inf values, "
                             f"first: {_first([paths[i] for i in bad[:5]])}")
+    with np.errstate(over="ignore"):
+        squared = np.square(features, dtype=np.float64).sum(axis=1)  # (N,): what distances and L2 norms need
+    if not np.isfinite(squared).all():
+        bad = np.flatnonzero(~np.isfinite(squared))
+        raise FeaturesError(f"{source}: {len(bad)} feature rows are too large: their squared norm overflows "
+                            f"float64 (largest |value| {float(np.abs(features).max()):.3g}), so distances and "
+                            f"--normalize would be inf or 0; rescale the features. First: "
+                            f"{_first([paths[i] for i in bad[:5]])}")
     return features
 
 
@@ -98,14 +108,19 @@ def save_features(path: str | os.PathLike[str], features: np.ndarray, paths: Seq
 def load_features(path: str | os.PathLike[str]) -> FeatureSet:
     """Read and check a features file written by :func:`save_features` (or by hand with ``np.savez``).
 
-    Raises :class:`FeaturesError` naming the file and the problem: missing file or keys, bad shapes,
-    NaN/inf rows, empty/absolute/duplicate paths.
+    Raises :class:`FeaturesError` naming the file and the problem: missing file or keys, a ``.npy``
+    array, bad shapes (D = 0), NaN/inf rows or rows whose squared norm overflows, empty/absolute/
+    duplicate paths.
     """
     source = str(path)
     if not Path(path).is_file():
         raise FeaturesError(f"features file {source} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise FeaturesError(f"{source}: a single {np.asarray(loaded).shape} array (.npy), not a .npz archive; "
+                                "expected np.savez(FILE, features=(N, D) float array, paths=(N,) relative paths)")
+        with loaded as data:
             keys = list(data.keys())
             missing = [k for k in REQUIRED_KEYS if k not in keys]
             if missing:

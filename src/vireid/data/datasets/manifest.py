@@ -12,6 +12,9 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +51,12 @@ def _manifest_file(root: str) -> Path:
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) pairs of a CSV or JSON-lines manifest."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"manifest {path} line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                           "save the manifest as UTF-8") from None
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -70,6 +78,50 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return [(number, row) for number, row in enumerate(reader, start=2)]
 
 
+_ABSOLUTE = re.compile(r"^(?:[/\\]|[A-Za-z]:)")
+
+
+def _integer(value: Any, column: str) -> int:
+    """An integer cell: an int, an integral float (JSON ``3.0``) or a string of digits; never ``12.7``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{column} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip()
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text)
+    raise ValueError(f"{column} must be an integer, got {value!r}")
+
+
+def _check_paths(rows: list[tuple[Sample, str]], base: str, manifest: Path, allow_outside_root: bool) -> None:
+    """Every listed path stays under ``base`` (unless allowed) and, where it exists, is a regular file."""
+    root = os.path.realpath(base)
+    outside, irregular = [], []
+    for sample, _ in rows:
+        parts = sample.relpath.split("/")
+        if not allow_outside_root and (sample.relpath.startswith("/") or ".." in parts):
+            outside.append(sample.relpath)
+            continue
+        full = os.path.join(base, sample.relpath)
+        try:
+            st = os.stat(full)  # follows links; does not open (a FIFO would block)
+        except OSError:
+            continue  # missing: reported when the image is read
+        if not stat.S_ISREG(st.st_mode):
+            irregular.append(sample.relpath)
+        elif not allow_outside_root and os.path.commonpath([root, os.path.realpath(full)]) != root:
+            outside.append(f"{sample.relpath} (a link to {os.path.realpath(full)})")
+    if outside:
+        raise DatasetError(f"manifest {manifest}: {len(outside)} path(s) leave the image root {base}: {first(outside)}; "
+                           "paths must be relative and stay under it (data.options.allow_outside_root: true "
+                           "allows otherwise)")
+    if irregular:
+        raise DatasetError(f"manifest {manifest}: {len(irregular)} path(s) are not regular files (folders, FIFOs, "
+                           f"sockets or devices): {first(irregular)}; expected image files")
+
+
 @functools.lru_cache(maxsize=4)
 def _parse(path_str: str, mtime: float) -> tuple[tuple[Sample, str], ...]:
     path = Path(path_str)
@@ -79,12 +131,13 @@ def _parse(path_str: str, mtime: float) -> tuple[tuple[Sample, str], ...]:
         missing = [c for c in COLUMNS if row.get(c) in (None, "")]
         if missing:
             raise DatasetError(f"manifest {path} line {number}: missing value(s) for {missing}")
-        relpath = "/".join(split_relpath(str(row["path"])))
+        raw = str(row["path"]).strip()
+        relpath = ("/" if _ABSOLUTE.match(raw) else "") + "/".join(split_relpath(raw))
         split = str(row["split"]).strip().lower()
         if split not in SPLITS:
             raise DatasetError(f"manifest {path} line {number}: split must be one of {SPLITS}, got {row['split']!r}")
         try:
-            pid, camid = int(row["identity"]), int(row["camera"])
+            pid, camid = _integer(row["identity"], "identity"), _integer(row["camera"], "camera")
             modality = Modality.parse(row["modality"])
         except ValueError as exc:
             raise DatasetError(f"manifest {path} line {number}: {exc}") from exc
@@ -117,11 +170,16 @@ class ManifestDataset(ReIDDataset):
         self.manifest = manifest
 
     @classmethod
-    def load(cls, root: str, image_root: str | None = None) -> "ManifestDataset":
-        """Read the manifest; image paths are relative to ``image_root`` (default: the manifest's folder)."""
+    def load(cls, root: str, image_root: str | None = None, allow_outside_root: bool = False) -> "ManifestDataset":
+        """Read the manifest; image paths are relative to ``image_root`` (default: the manifest's folder).
+
+        Paths must stay under that folder (no ``..``, not absolute, no link out of it) unless
+        ``allow_outside_root``, and listed files that exist must be regular files.
+        """
         path = _manifest_file(root)
         rows = _parse(str(path), path.stat().st_mtime)
         base = str(image_root) if image_root is not None else str(path.parent)
+        _check_paths(list(rows), base, path, allow_outside_root)
         train = [Sample(s.relpath, s.pid, s.camid, s.modality, base) for s, sp in rows if sp == "train"]
         test_rows = [(Sample(s.relpath, s.pid, s.camid, s.modality, base), sp) for s, sp in rows if sp != "train"]
         kinds = {sp for _, sp in test_rows}

@@ -35,8 +35,29 @@ Lists = dict[tuple[str, str, int], list[str]]
 
 
 def _read_lists(idx: Path) -> Lists:
-    return {(split, mod, t): [p for p, _ in read_index_file(idx / f"{split}_{mod}_{t}.txt", RegDB.name)]
-            for split, mod, t in _LIST_KEYS}
+    lists = {}
+    for split, mod, t in _LIST_KEYS:
+        file = idx / f"{split}_{mod}_{t}.txt"
+        lists[(split, mod, t)] = _check_list([p for p, _ in read_index_file(file, RegDB.name)], mod, file)
+    return lists
+
+
+def _check_list(paths: list[str], mod: str, file: Path) -> list[str]:
+    """An index list's paths: inside the dataset, of the list's modality, each listed once."""
+    seen: set[str] = set()
+    for number, p in enumerate(paths, start=1):
+        parts = p.split("/")
+        if ".." in parts or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
+            raise DatasetError(f"regdb: {file} entry {number}: path {p!r} leaves the dataset root; "
+                               "expected Visible/{pid}/<file> or Thermal/{pid}/<file>")
+        folder = parts[-3].lower() if len(parts) >= 3 else ""
+        if folder in MODALITY_FOLDERS and folder != mod:
+            raise DatasetError(f"regdb: {file} entry {number}: {p!r} is a {folder} image in a {mod} list")
+        if p in seen:
+            raise DatasetError(f"regdb: {file} entry {number}: {p!r} is listed twice (it would enter the "
+                               "gallery twice)")
+        seen.add(p)
+    return paths
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,7 +93,7 @@ class RegDB(ReIDDataset):
     def parse_relpath(cls, relpath: str, root: str = "") -> Sample:
         parts = split_relpath(relpath)
         modality = MODALITY_FOLDERS.get(parts[-3].lower()) if len(parts) >= 3 else None
-        if modality is None or not parts[-2].isdigit():
+        if modality is None or not parts[-2].isdigit() or ".." in parts:
             raise DatasetError(f"regdb: path {relpath!r} is not {{Visible,Thermal}}/{{pid}}/<file>")
         return Sample("/".join(parts), int(parts[-2]), CAMERA[modality], modality, str(root))
 

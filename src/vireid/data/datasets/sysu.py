@@ -99,6 +99,12 @@ class SYSUMM01(ReIDDataset):
             return out
 
         train, test = collect(train_ids), collect(test_ids)
+        have = {s.pid for s in test}
+        absent = [pid for pid in test_ids if pid not in have]
+        if test and absent:
+            raise DatasetError(f"sysu-mm01: {len(absent)} test id(s) of {exp / 'test_id.txt'} have no images in any "
+                               f"{path}/cam*/{{pid:04d}}/ folder: {first(f'{p:04d}' for p in absent)}; "
+                               f"expected {cls.layout}")
         if not test:
             raise DatasetError(f"sysu-mm01: no images of the {len(test_ids)} test ids under {path}/cam*/{{pid:04d}}/; "
                                f"expected {cls.layout}")
