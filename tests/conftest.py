@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import vireid.methods  # noqa: F401  registers the built-in methods, as the command line does
 
@@ -35,3 +36,55 @@ def tiny_sysu(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "sysu"
     generate_dataset(root, SyntheticConfig(num_ids=12, seed=5, images_per_camera=3, height=64, width=32))
     return root
+
+
+# model name -> params of a small CPU variant (ResNet-18, no non-local blocks)
+TINY_MODELS: dict[str, dict] = {
+    "agw": {"arch": "resnet18", "non_local": False},
+    "baseline": {"arch": "resnet18"},
+    "mrda": {"arch": "resnet18", "dam_qk_channels": 32},
+}
+
+
+def train_tiny_run(root: Path, out: Path, model: str, epochs: int = 1, batches: int = 2) -> Path:
+    from vireid.cli import main
+
+    cfg = {
+        "name": model, "output_dir": str(out),
+        "data": {"dataset": "sysu-mm01", "root": str(root), "height": 64, "width": 32, "num_ids": 2,
+                 "num_instances": 2, "num_workers": 0, "val_fraction": 0.25, "batches_per_epoch": batches},
+        "model": {"name": model, "params": TINY_MODELS[model]},
+        "optim": {"lr": 0.01, "epochs": epochs, "warmup_epochs": 0, "milestones": []},
+        "eval": {"protocol": {"mode": "all", "shots": 1, "sampling": "official"}},
+        "runtime": {"device": "cpu", "precision": "fp32", "num_threads": 1},
+    }
+    recipe = out / f"{model}.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    recipe.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(recipe)]) == 0
+    return out / model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_params() -> dict[str, dict]:
+    """Model name -> the params :func:`train_tiny_run` trains it with."""
+    return TINY_MODELS
+
+
+@pytest.fixture(scope="session")
+def tiny_run_factory(tiny_sysu: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``factory(model_name)`` -> a run folder trained for 2 batches (cached per model)."""
+    runs: dict[str, Path] = {}
+
+    def factory(model: str) -> Path:
+        if model not in runs:
+            runs[model] = train_tiny_run(tiny_sysu, tmp_path_factory.mktemp(f"run-{model}"), model)
+        return runs[model]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_run_factory: Callable[[str], Path]) -> Path:
+    """The AGW (ResNet-18) tiny run the retrieval and deploy-command tests use."""
+    return tiny_run_factory("agw")

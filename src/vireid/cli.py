@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "methods": ("methods", "list the implemented methods with their paper, seed section, recipes and status"),
     "report": ("report", "report of an evaluated run (tables, CMC, ranked lists, curves, t-SNE, Grad-CAM), or runs side by side"),
     "init-recipe": ("init_recipe", "write a training recipe fitted to a dataset's size and this machine"),
+    "export": ("export", "export a trained run's embedding model to ONNX (preprocessing in its metadata)"),
+    "index": ("index", "build, search, add to or delete from a gallery index (FAISS or Milvus + SQLite)"),
+    "serve": ("serve", "serve a gallery index: search API (FastAPI) and web page"),
 }
 
 
