@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Import only the module of the requested sub-command.
     only = next((a for a in argv if a in COMMANDS), None)
+    if only is not None:  # registers every built-in method's parts (before a command's flags list their names)
+        importlib.import_module("vireid.methods")
     parser = build_parser(only)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -64,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.offline:
         os.environ["VIREID_OFFLINE"] = "1"
     try:
-        importlib.import_module("vireid.methods")  # registers every built-in method's parts
         return int(args._run(args) or 0)
     except VireidError as exc:
         print(f"vireid {args.command}: error: {exc}", file=sys.stderr)

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vireid.errors import ConfigError
-from vireid.registry import format_validation_errors
+from vireid.registry import call_errors, format_validation_errors
 
 logger = logging.getLogger(__name__)
 
@@ -253,11 +253,7 @@ def dataset_errors(source: DatasetSource, protocol: dict[str, Any], where: str, 
 
 def protocol_errors(fn: Any, settings: dict[str, Any], key: str, what: str) -> list[str]:
     """``settings`` checked against the keyword parameters of ``fn`` (names and annotated types)."""
-    from vireid.registry import Registry
-
-    reg = Registry(what)
-    reg.register("fn", fn)
-    return reg.param_errors("fn", settings, key, exclude=("root",))
+    return call_errors(fn, settings, key, exclude=("root",))
 
 
 # --------------------------------------------------------------------------- loading

@@ -141,6 +141,14 @@ class Registry(Generic[T]):
         return self._params_models[key]
 
 
+def call_errors(fn: Callable[..., Any], params: dict[str, Any], where: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    """:meth:`Registry.param_errors` for one callable that is not registered anywhere (a reader's ``load``,
+    a dataset's ``eval_plan``): the error lines for ``params``, each naming ``where.key``."""
+    reg: Registry[Callable[..., Any]] = Registry("callable")
+    reg.register("fn", fn)
+    return reg.param_errors("fn", params, where, exclude)
+
+
 def signature_model(fn: Callable[..., Any], title: str, exclude: tuple[str, ...] = ()) -> Any:
     """A pydantic model whose fields are ``fn``'s annotated keyword parameters (None if it has none).
 

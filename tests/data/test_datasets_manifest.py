@@ -92,7 +92,7 @@ def test_registry_and_relpath_parsing(tmp_path):
     valid = "llcm, manifest, regdb, sysu-mm01"
     with pytest.raises(ConfigError, match=rf"unknown dataset 'market'; valid: {valid}"):
         build_dataset("market", tmp_path)
-    with pytest.raises(ConfigError, match=r"dataset 'sysu-mm01': unknown option\(s\) \['trial'\]; valid: \[\]"):
+    with pytest.raises(ConfigError, match=r"unknown config key dataset 'sysu-mm01'\.trial; valid keys: \(none\)"):
         build_dataset("sysu-mm01", tmp_path, trial=2)
     samples = samples_from_relpaths("sysu-mm01", ["cam6/0010/0003.jpg"], root="/x/cam3")
     assert (samples[0].pid, samples[0].camid, samples[0].modality) == (10, 6, Modality.INFRARED)
@@ -107,5 +107,5 @@ def test_registry_and_relpath_parsing(tmp_path):
     assert [samples[i].relpath for i in plan.trials[0].query] == ["a/1.jpg", "a/2.jpg"]
     with pytest.raises(ConfigError, match="no vendored split files; pass the dataset root"):
         plan_for_relpaths("manifest", ["a/1.jpg"])
-    with pytest.raises(ConfigError, match=r"manifest protocol: unknown option\(s\) \['mode'\]"):
+    with pytest.raises(ConfigError, match=r"unknown config key manifest protocol\.mode; valid keys: exclusion, cmc_mode, direction"):
         plan_for_relpaths("manifest", ["a/1.jpg"], str(manifest), mode="all")

@@ -121,7 +121,7 @@ def test_features_file_against_vendored_lists():
         plan_for_relpaths("regdb", rel, options={"trial": 5}, trials=[5, 6], allow_other_trials=True)
     with pytest.raises(FeaturesError, match=r"1 of 4121 paths are not test images of the regdb protocol.*Visible/1/x"):
         plan_for_relpaths("regdb", rel + ["Visible/1/x.bmp"], options={"trial": 5})
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['split'\]; valid: \['trial'\]"):
+    with pytest.raises(ConfigError, match=r"unknown config key dataset 'regdb'\.split; valid keys: trial"):
         plan_for_relpaths("regdb", rel, options={"split": 5})
 
 

@@ -23,7 +23,7 @@ trainer.fit()
 flat = torch.cat([p.detach().flatten() for p in trainer.model.module.parameters()])
 gathered = [torch.zeros_like(flat) for _ in range(runtime.world_size)]
 dist.all_gather(gathered, flat)
-batches = torch.tensor([len(trainer._sampler)])
+batches = torch.tensor([trainer.steps_per_epoch])
 if runtime.is_main:
     report = {"world_size": runtime.world_size,
               "max_param_diff": max(float((g - flat).abs().max()) for g in gathered),

@@ -52,12 +52,18 @@ def invert_infrared(p: float = 1.0) -> ImageAugment:
     return ImageAugment(lambda x: 1.0 - x if torch.rand(()) < p else x, "image", frozenset({Modality.INFRARED}))
 
 
+def toy_stream(qf, gf, *, scale: float = 1.0):
+    """A test-time re-ranker: plain Euclidean distances times ``scale``, one block."""
+    d = torch.cdist(torch.as_tensor(qf, dtype=torch.float32), torch.as_tensor(gf, dtype=torch.float32))
+    yield slice(0, d.shape[0]), scale * d
+
+
 @pytest.fixture
 def toy() -> Iterator[Method]:
     method = register_method(Method(
         name="toy", paper="A toy paper (tests only)", seed="none", recipes=("toy.yaml",), status="test fixture",
         models={"toy_model": ToyModel}, losses={"toy_centre": ToyCentreLoss},
-        augmentations={"invert_infrared": invert_infrared}))
+        augmentations={"invert_infrared": invert_infrared}, rerankers={"toy_rerank": (toy_stream, ("scale",))}))
     yield method
     unregister_method("toy")
 
@@ -80,13 +86,16 @@ runtime: {{device: cpu, seed: 0, deterministic: true}}
 def test_a_method_registered_from_outside_trains_and_is_listed(toy: Method, tiny_sysu: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     assert "toy" in METHODS and [m for m in describe_methods() if m["name"] == "toy"][0]["parts"] == {
-        "models": ["toy_model"], "losses": ["toy_centre"], "image augmentations": ["invert_infrared"]}
+        "models": ["toy_model"], "losses": ["toy_centre"], "image augmentations": ["invert_infrared"],
+        "re-rankers": ["toy_rerank"]}
     recipe = tmp_path / "toy.yaml"
     recipe.write_text(RECIPE.format(root=tiny_sysu))
     assert main(["train", "--config", str(recipe), "--run-dir", str(tmp_path / "run")]) == 0
     records = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert '"toy_centre"' in records  # the toy loss is one of the logged, weighted terms
     capsys.readouterr()
+    assert main(["test", "--run", str(tmp_path / "run"), "--rerank", "toy_rerank", "--json"]) == 0
+    assert '"method": "toy_rerank"' in capsys.readouterr().out  # the method's re-ranker is a --rerank choice
     assert main(["methods"]) == 0
     assert "toy: A toy paper (tests only)" in capsys.readouterr().out
     # the config knows the toy parts' parameters once registered: a typo is caught at load

@@ -78,11 +78,8 @@ def test_evaluate_plan_streams_and_never_builds_the_matrix(monkeypatch):
     assert got["settings"]["distance_fn"] == "k_reciprocal_rerank"
 
 
-def test_a_registered_refiner_plugs_into_the_stream(monkeypatch):
+def test_a_registered_refiner_plugs_into_the_stream():
     """The contract a later test-time refiner (NFormer) uses: a stream function and its recorded keys."""
-    monkeypatch.setattr(registry, "RERANKERS", dict(registry.RERANKERS))
-    monkeypatch.setattr(registry, "RECORDED", dict(registry.RECORDED))
-    monkeypatch.setattr(registry, "METHODS", registry.METHODS)
 
     def scaled_stream(qf, gf, *, scale: float = 2.0, query_chunk: int = 4):
         d = torch.cdist(torch.as_tensor(qf, dtype=torch.float64), torch.as_tensor(gf, dtype=torch.float64))
@@ -90,7 +87,15 @@ def test_a_registered_refiner_plugs_into_the_stream(monkeypatch):
             yield slice(s, min(s + query_chunk, d.shape[0])), scale * d[s : s + query_chunk]
 
     registry.register_reranker("scaled", scaled_stream, recorded=("scale",))
-    assert "scaled" in registry.METHODS and registry.default_params("scaled") == {"scale": 2.0}
+    try:
+        _check_scaled(scaled_stream)
+    finally:
+        registry.unregister_reranker("scaled")
+    assert registry.rerank_methods() == ("none", "k-reciprocal", "sim")
+
+
+def _check_scaled(scaled_stream):
+    assert "scaled" in registry.rerank_methods() and registry.default_params("scaled") == {"scale": 2.0}
     reranker = build_reranker("scaled", scale=3.0)
     qf, gf, qp, gp, qc, gc = _problem(9, 15, seed=3)
     got = evaluate_distance_chunks(reranker.stream(qf, gf), qp, gp, qc, gc)

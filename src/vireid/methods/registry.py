@@ -37,13 +37,15 @@ class Method:
     batch_augments: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     augmentations: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     datasets: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    rerankers: Mapping[str, tuple[Callable[..., Any], tuple[str, ...]]] = field(default_factory=dict)
+    """Test-time re-rankers/refiners: name -> (stream function, the keyword names recorded with results)."""
     commands: tuple[str, ...] = ()
     """Sub-commands of its own (e.g. ``adapt`` for DAN)."""
 
     def parts(self) -> dict[str, list[str]]:
         """Registered names of each kind of part."""
         kinds = {"models": self.models, "losses": self.losses, "batch augmentations": self.batch_augments,
-                 "image augmentations": self.augmentations, "datasets": self.datasets}
+                 "image augmentations": self.augmentations, "datasets": self.datasets, "re-rankers": self.rerankers}
         return {kind: sorted(items) for kind, items in kinds.items() if items}
 
 
@@ -63,6 +65,10 @@ def register_method(method: Method) -> Method:
                             (DATASETS, method.datasets)):
         for name, obj in items.items():
             registry.register(name, obj)
+    from vireid.rerank.registry import register_reranker
+
+    for name, (stream, recorded) in method.rerankers.items():
+        register_reranker(name, stream, recorded=recorded)
     METHODS.register(method.name, method)
     return method
 
@@ -81,6 +87,10 @@ def unregister_method(name: str) -> None:
                             (DATASETS, method.datasets)):
         for part in items:
             registry.unregister(part)
+    from vireid.rerank.registry import unregister_reranker
+
+    for part in method.rerankers:
+        unregister_reranker(part)
     METHODS.unregister(name)
 
 

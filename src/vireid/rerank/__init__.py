@@ -8,7 +8,7 @@ from vireid.rerank.k_reciprocal import k_reciprocal_rerank, k_reciprocal_stream
 from vireid.rerank.original_distance import original_distance_matrix
 from vireid.rerank.reciprocal import expanded_reciprocal_sets, k_reciprocal_sets, knn_from_distances
 from vireid.rerank.registry import (
-    METHODS,
+    rerank_methods,
     RECORDED,
     RERANKERS,
     Reranker,
@@ -17,12 +17,13 @@ from vireid.rerank.registry import (
     default_params,
     describe_reranker,
     register_reranker,
+    unregister_reranker,
     reranker_from_args,
 )
 from vireid.rerank.sim import min_plus_topk_mean, sim_rerank, sim_stream
 
 __all__ = [
-    "METHODS",
+    "rerank_methods",
     "RECORDED",
     "RERANKERS",
     "Reranker",
@@ -38,6 +39,7 @@ __all__ = [
     "min_plus_topk_mean",
     "original_distance_matrix",
     "register_reranker",
+    "unregister_reranker",
     "reranker_from_args",
     "sim_rerank",
     "sim_stream",

@@ -26,35 +26,40 @@ import numpy as np
 from torch import Tensor
 
 from vireid.errors import ConfigError
+from vireid.registry import Registry
 from vireid.rerank._distance import check_float, check_int
 from vireid.rerank.k_reciprocal import k_reciprocal_stream
 from vireid.rerank.sim import sim_stream
 
 StreamFn = Callable[..., Iterator[tuple[slice, Tensor]]]
 
-# name -> stream function (keyword-only parameters with defaults)
-RERANKERS: dict[str, StreamFn] = {
-    "k-reciprocal": k_reciprocal_stream,  # Zhong et al., CVPR 2017
-    "sim": sim_stream,  # seeds/002 §5
-}
-METHODS: tuple[str, ...] = ("none", *RERANKERS)
-
+# name -> stream function (keyword-only parameters with defaults), in the project's one registry
+RERANKERS: Registry[StreamFn] = Registry("re-ranker")
 # The parameters that change a method's output: recorded with every result.
-RECORDED: dict[str, tuple[str, ...]] = {
-    "k-reciprocal": ("k1", "k2", "lambda_value"),
-    "sim": ("lam", "top_k", "k_q", "k_g", "alpha", "normalize"),
-}
+RECORDED: dict[str, tuple[str, ...]] = {}
 
 
 def register_reranker(name: str, stream: StreamFn, *, recorded: tuple[str, ...]) -> None:
     """Add a re-ranker (or test-time refiner) by its stream function; ``recorded`` names the
     keyword parameters that change its output (stored with every result)."""
-    global METHODS
-    if name in METHODS:
+    if name == "none" or name in RERANKERS:
         raise ConfigError(f"re-ranker {name!r} is already registered")
-    RERANKERS[name] = stream
+    RERANKERS.register(name, stream)
     RECORDED[name] = tuple(recorded)
-    METHODS = ("none", *RERANKERS)
+
+
+def unregister_reranker(name: str) -> None:
+    RERANKERS.unregister(name)
+    RECORDED.pop(name, None)
+
+
+def rerank_methods() -> tuple[str, ...]:
+    """``"none"`` and every registered re-ranker (the ``--rerank`` choices)."""
+    return ("none", *RERANKERS.names())
+
+
+register_reranker("k-reciprocal", k_reciprocal_stream, recorded=("k1", "k2", "lambda_value"))  # Zhong et al., CVPR'17
+register_reranker("sim", sim_stream, recorded=("lam", "top_k", "k_q", "k_g", "alpha", "normalize"))  # seeds/002 §5
 
 
 class Reranker:
@@ -90,7 +95,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
 
 def _keywords(name: str) -> dict[str, Any]:
     """Keyword-only parameters of a registered re-ranker and their defaults."""
-    sig = inspect.signature(RERANKERS[name])
+    sig = inspect.signature(RERANKERS.get(name))
     return {p.name: p.default for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
@@ -104,8 +109,8 @@ def default_params(name: str) -> dict[str, Any]:
 
 
 def _check_name(name: str) -> None:
-    if name not in METHODS:
-        raise ConfigError(f"unknown re-ranker {name!r}; valid names: {', '.join(METHODS)}")
+    if name not in rerank_methods():
+        raise ConfigError(f"unknown re-ranker {name!r}; valid names: {', '.join(rerank_methods())}")
 
 
 def _validate(name: str, params: dict[str, Any]) -> None:
@@ -142,7 +147,7 @@ def build_reranker(name: str, **params: Any) -> Reranker | None:
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown} for re-ranker {name!r}; valid: {sorted(valid)}")
     _validate(name, params)
-    return Reranker(name, RERANKERS[name], params)
+    return Reranker(name, RERANKERS.get(name), params)
 
 
 def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +156,7 @@ def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("re-ranking (test time; off by default)")
     group.add_argument(
         "--rerank",
-        choices=METHODS,
+        choices=rerank_methods(),
         default="none",
         help="re-rank query-gallery distances: k-reciprocal (Zhong et al., CVPR 2017) or sim "
         "(seeds/002 §5); default: none",

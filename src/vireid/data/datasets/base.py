@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
 from vireid.types import Sample
 from vireid.errors import ConfigError
+from vireid.registry import call_errors
 from vireid.evaluation.protocols import EvalPlan
 
 
 def check_options(fn: Callable[..., Any], options: dict[str, Any], what: str) -> None:
-    """:class:`ConfigError` listing the valid names when ``options`` has names ``fn`` does not take."""
-    params = inspect.signature(fn).parameters
-    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-             and n not in ("self", "cls", "root", "relpaths")]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"{what}: unknown option(s) {unknown}; valid: {valid}")
+    """:class:`ConfigError` when ``options`` do not fit ``fn`` (unknown names, wrong types), one line each
+    naming ``what.key`` (the registry's check, :func:`vireid.registry.call_errors`)."""
+    errors = call_errors(fn, options, what, exclude=("cls", "root", "relpaths"))
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 class ReIDDataset:

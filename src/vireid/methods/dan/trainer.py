@@ -286,7 +286,7 @@ class AdaptTrainer(Trainer):
         logger.info("target refresh before epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in diag.items()})
         return diag
 
-    def _target_loader(self, epoch: int, skip: int, num_batches: int) -> DataLoader:
+    def target_loader(self, epoch: int, skip: int, num_batches: int) -> DataLoader:
         from vireid.data.loader import collate_batch, seed_worker
         from vireid.data.sampler import CrossModalitySampler
 
@@ -313,7 +313,7 @@ class AdaptTrainer(Trainer):
         """Refresh the pseudo labels when due and open this epoch's target loader."""
         diag = self.refresh(epoch) if self._needs_refresh(epoch, skip) else {}
         self._batches_per_epoch = self.steps_per_epoch  # the source epoch's length sets the target batches
-        self._target_iter = iter(self._target_loader(epoch, skip, self._batches_per_epoch))
+        self._target_iter = iter(self.target_loader(epoch, skip, self._batches_per_epoch))
         self._epoch, self._iteration = epoch, skip
         if self.discriminators is not None:
             self.discriminators.train()
