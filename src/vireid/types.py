@@ -12,10 +12,22 @@ if TYPE_CHECKING:
 
 
 class Modality(enum.IntEnum):
-    """Image modality. Stored as an integer label that travels with every batch."""
+    """Modality of a sample. Stored as an integer label that travels with every batch.
+
+    ``TEXT`` (captions of text-to-image datasets: CUHK-PEDES, ICFG-PEDES, RSTPReid) is a member
+    (``Modality(2)``, ``Modality.parse("text")``, pickling work) but iterating ``Modality`` and
+    ``len(Modality)`` give the two image modalities only, the ones that per-modality code (two-stream
+    backbones, per-modality discriminators, samplers) loops over; :meth:`all` lists all three.
+    """
 
     VISIBLE = 0
     INFRARED = 1
+    TEXT = 2
+
+    @classmethod
+    def all(cls) -> "tuple[Modality, ...]":
+        """Every modality, text included."""
+        return (cls.VISIBLE, cls.INFRARED, cls.TEXT)
 
     @classmethod
     def parse(cls, value: "str | int | Modality") -> "Modality":
@@ -27,10 +39,16 @@ class Modality(enum.IntEnum):
             "visible": cls.VISIBLE, "vis": cls.VISIBLE, "rgb": cls.VISIBLE, "v": cls.VISIBLE, "0": cls.VISIBLE,
             "infrared": cls.INFRARED, "ir": cls.INFRARED, "nir": cls.INFRARED, "thermal": cls.INFRARED,
             "t": cls.INFRARED, "i": cls.INFRARED, "1": cls.INFRARED,
+            "text": cls.TEXT, "caption": cls.TEXT, "2": cls.TEXT,
         }
         if key not in aliases:
             raise ValueError(f"unknown modality {value!r}; expected one of {sorted(aliases)}")
         return aliases[key]
+
+
+# Iteration and len() cover the image modalities only (see the class docstring); value lookup,
+# name lookup and pickling still find TEXT.
+Modality._member_names_.remove("TEXT")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,12 @@ _PLAN_FLAGS = {
     "cmc": (("manifest",), "cmc_mode"),
 }
 _OPTION_FLAGS = {"trial": (("regdb",), "trial"), "image_root": (("manifest",), "image_root")}
+# the single-modality, occluded/partial and text-to-image readers (PROTOCOLS.md, last section)
+_NEW_DATASETS = ("market1501", "dukemtmc", "msmt17", "cuhk03-np", "occluded-duke", "occluded-reid", "partial-reid",
+                 "partial-ilids", "p-ethz", "cuhk-pedes", "icfg-pedes", "rstpreid")
+_TEXT_DATASETS = ("cuhk-pedes", "icfg-pedes", "rstpreid")
+_OPTION_FLAGS.update({"counts": (_NEW_DATASETS, "counts"), "version": (("cuhk03-np",), "version"),
+                      "split": (_TEXT_DATASETS, "split")})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="manifest: gallery entries removed per query (default same-id-same-camera)")
     other.add_argument("--cmc", choices=["identity", "image"], help="manifest: CMC definition (default image)")
     other.add_argument("--image-root", help="manifest: folder the paths are relative to (default: the manifest's)")
+    new = parser.add_argument_group("market1501, dukemtmc, msmt17, cuhk03-np, occluded/partial and text sets")
+    new.add_argument("--counts", choices=["warn", "strict", "off"],
+                     help="check of the image/identity counts against the official ones (default warn)")
+    new.add_argument("--version", choices=["labeled", "detected"], help="cuhk03-np: the boxes (default labeled)")
+    new.add_argument("--split", choices=["test", "val"], help="cuhk-pedes, rstpreid: evaluated split (default test); "
+                     "the paths of captions are '<image path>#<k>'; features are L2-normalised, cosine distance")
     parser.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean", help="default euclidean")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the features first")
     parser.add_argument("--device", default="cpu", help="where distances are computed (default cpu)")
@@ -99,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         settings["trials"] = _parse_trials(settings["trials"])
     distance_fn, rerank_settings = reranker_from_args(args)
     feats = load_features(args.features)
+    if args.dataset in _TEXT_DATASETS:  # the text-to-image protocol: L2-normalised features, dot product
+        args.distance, args.normalize = "cosine", True
     plan, samples = plan_for_relpaths(args.dataset, feats.paths, args.root, options=options, **settings)
     result = evaluate_plan(plan, samples, feats.features, distance=args.distance, normalize=args.normalize,
                            device=device, distance_fn=distance_fn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
-from vireid.types import Sample
+from vireid.types import Modality, Sample
 from vireid.errors import ConfigError
 from vireid.registry import call_errors
 from vireid.evaluation.protocols import EvalPlan
@@ -35,6 +35,9 @@ class ReIDDataset:
 
     name: ClassVar[str] = ""
     layout: ClassVar[str] = ""
+    # the modalities the dataset holds; samplers and protocols read it (single-modality re-ID:
+    # visible only; text-to-image: visible and text)
+    modalities: ClassVar[tuple[Modality, ...]] = (Modality.VISIBLE, Modality.INFRARED)
 
     def __init__(self, root: str, train: list[Sample], test: list[Sample]) -> None:
         self.root = str(root)

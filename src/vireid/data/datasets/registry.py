@@ -17,10 +17,15 @@ import numpy as np
 
 from vireid.data.datasets.base import ReIDDataset, check_options
 from vireid.data.datasets.common import first
+from vireid.data.datasets.cuhk03 import CUHK03NP
+from vireid.data.datasets.holdout import PETHZ, OccludedREID, PartialILIDS, PartialREID
 from vireid.data.datasets.llcm import LLCM
 from vireid.data.datasets.manifest import ManifestDataset
+from vireid.data.datasets.market_style import DukeMTMCReID, Market1501, OccludedDuke
+from vireid.data.datasets.msmt17 import MSMT17
 from vireid.data.datasets.regdb import RegDB
 from vireid.data.datasets.sysu import SYSUMM01
+from vireid.data.datasets.text_reid import CUHKPEDES, ICFGPEDES, RSTPReid
 from vireid.types import Sample
 from vireid.errors import FeaturesError
 from vireid.registry import Registry
@@ -28,7 +33,10 @@ from vireid.evaluation.features import validate_paths
 from vireid.evaluation.protocols import EvalPlan
 
 DATASETS: Registry[type[ReIDDataset]] = Registry("dataset")
-for _cls in (SYSUMM01, RegDB, LLCM, ManifestDataset):
+for _cls in (SYSUMM01, RegDB, LLCM, ManifestDataset,
+             # single-modality, occluded, partial and text-to-image sets (PROTOCOLS.md, last section)
+             Market1501, DukeMTMCReID, MSMT17, CUHK03NP, OccludedDuke, OccludedREID, PartialREID, PartialILIDS,
+             PETHZ, CUHKPEDES, ICFGPEDES, RSTPReid):
     DATASETS.register(_cls.name, _cls)
 
 

@@ -40,6 +40,7 @@ SKIN_TONES: tuple[tuple[float, float, float], ...] = (
 HAIR_COLOURS: tuple[tuple[float, float, float], ...] = (
     (0.06, 0.05, 0.05), (0.22, 0.14, 0.08), (0.42, 0.28, 0.15), (0.85, 0.72, 0.42),
     (0.62, 0.62, 0.62), (0.62, 0.26, 0.10))
+HAIR_COLOUR_NAMES = ("black", "dark brown", "brown", "blond", "grey", "red")  # names of HAIR_COLOURS, for captions
 HAIR_STYLES = ("short", "long", "bald", "ponytail", "bun")
 TOP_PATTERNS = (("plain", 0.30), ("stripes", 0.34), ("checks", 0.18), ("dots", 0.18))
 BOTTOM_PATTERNS = (("plain", 0.55), ("stripes", 0.18), ("checks", 0.15), ("dots", 0.12))
@@ -59,6 +60,8 @@ class Garment:
     ir_pattern_delta: float
     pattern: PatternSpec
     material: str
+    colour_name: str = ""            # palette name of ``colour`` (captions)
+    pattern_colour_name: str = ""    # palette name of ``pattern_colour``
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class IdentitySpec:
     bag: Garment | None
     bag_side: int            # +1 right shoulder strap, -1 left
     bag_size: tuple[float, float]        # (width, height)
+    hair_colour_name: str = ""           # name of ``hair_colour`` (captions)
 
 
 def _jitter_colour(rng: np.random.Generator, rgb: tuple[float, float, float],
@@ -146,7 +150,7 @@ def sample_garment(rng: np.random.Generator, colours: tuple[str, ...],
         delta = -delta
     pattern = sample_pattern(rng, patterns) if patterns is not None else PatternSpec()
     return Garment(_jitter_colour(rng, PALETTE[first]), _jitter_colour(rng, PALETTE[second]),
-                   ir, delta, pattern, material)
+                   ir, delta, pattern, material, first, second)
 
 
 def _cold_accessory(rng: np.random.Generator, low: float, high: float,
@@ -154,7 +158,7 @@ def _cold_accessory(rng: np.random.Generator, low: float, high: float,
     """Accessories are not worn against the body: cold in infrared whatever their colour."""
     g = sample_garment(rng, TOP_COLOURS, patterns)
     return Garment(g.colour, g.pattern_colour, float(rng.uniform(low, high)), g.ir_pattern_delta * 0.6,
-                   g.pattern, "accessory")
+                   g.pattern, "accessory", g.colour_name, g.pattern_colour_name)
 
 
 def sample_identity(rng: np.random.Generator, pid: int) -> IdentitySpec:
@@ -173,7 +177,8 @@ def sample_identity(rng: np.random.Generator, pid: int) -> IdentitySpec:
     skin = _jitter_colour(rng, SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], 0.04)
     hair_style = _choose(rng, (("short", 0.40), ("long", 0.25), ("bald", 0.08), ("ponytail", 0.15),
                                ("bun", 0.12)))
-    hair_colour = _jitter_colour(rng, HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))], 0.05)
+    hair_index = int(rng.integers(len(HAIR_COLOURS)))
+    hair_colour = _jitter_colour(rng, HAIR_COLOURS[hair_index], 0.05)
     top = sample_garment(rng, TOP_COLOURS, TOP_PATTERNS)
     sleeve = int(rng.choice(3, p=[0.12, 0.35, 0.53]))
     top_extra = float(rng.uniform(0.18, 0.30)) if rng.random() < 0.18 else float(rng.uniform(0.0, 0.04))
@@ -183,7 +188,8 @@ def sample_identity(rng: np.random.Generator, pid: int) -> IdentitySpec:
                   "shorts": float(rng.uniform(0.28, 0.45)),
                   "skirt": float(rng.uniform(0.14, 0.30))}[bottom_kind]
     shoes = sample_garment(rng, SHOE_COLOURS, None, ("leather", "nylon", "down"))
-    shoes = Garment(shoes.colour, shoes.colour, float(rng.uniform(0.16, 0.32)), 0.0, PatternSpec(), "shoe")
+    shoes = Garment(shoes.colour, shoes.colour, float(rng.uniform(0.16, 0.32)), 0.0, PatternSpec(), "shoe",
+                    shoes.colour_name, shoes.colour_name)
     hat = _cold_accessory(rng, 0.22, 0.40) if rng.random() < 0.18 else None
     hat_kind = str(rng.choice(["cap", "beanie"]))
     scarf = _cold_accessory(rng, 0.30, 0.50, TOP_PATTERNS) if rng.random() < 0.15 else None
@@ -197,4 +203,4 @@ def sample_identity(rng: np.random.Generator, pid: int) -> IdentitySpec:
         hair_colour=hair_colour, hair_ir=float(rng.uniform(0.50, 0.64)), top=top, sleeve=sleeve,
         top_extra=top_extra, bottom=bottom, bottom_kind=bottom_kind, bottom_len=bottom_len, shoes=shoes,
         hat=hat, hat_kind=hat_kind, scarf=scarf, backpack=backpack, backpack_size=backpack_size,
-        bag=bag, bag_side=bag_side, bag_size=bag_size)
+        bag=bag, bag_side=bag_side, bag_size=bag_size, hair_colour_name=HAIR_COLOUR_NAMES[hair_index])

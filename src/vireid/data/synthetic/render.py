@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from vireid.data.synthetic.camera import CameraSpec
 from vireid.data.synthetic.identity import IdentitySpec
-from vireid.data.synthetic.person import Pose, draw_person, sample_pose
+from vireid.data.synthetic.person import Marks, Pose, draw_person, sample_pose
 from vireid.data.synthetic.shapes import Grid
 from vireid.types import Modality
 
@@ -74,11 +74,29 @@ def body_grid(height: int, width: int, fill: float, dx: float, dy: float, tilt: 
     return Grid(u.astype(np.float32), v.astype(np.float32), 1.0 / person_px, to_pixel)
 
 
+def image_mirrored(camera: CameraSpec, jitter: ImageJitter) -> bool:
+    """Whether the body-space drawing is mirrored in the image (camera mirror, or a side view facing left)."""
+    return camera.mirror ^ (jitter.facing_left and jitter.pose.view == "side")
+
+
+def occluder_alpha(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:
+    """(H, W) coverage of the rectangle ``box`` = (x0, x1, y0, y1) in shares of the width/height (soft edge)."""
+    x0, x1, y0, y1 = box
+    xs = (np.arange(width, dtype=np.float32) + 0.5)[None, :] / width  # (1, W)
+    ys = (np.arange(height, dtype=np.float32) + 0.5)[:, None] / height  # (H, 1)
+    sd = np.maximum(np.maximum(x0 - xs, xs - x1) * (width / height), np.maximum(y0 - ys, ys - y1))  # (H, W)
+    return np.clip(0.5 - sd * height, 0.0, 1.0)
+
+
 def render_image(ident: IdentitySpec, camera: CameraSpec, jitter: ImageJitter, background: np.ndarray,
-                 height: int, width: int, noise_rng: np.random.Generator) -> np.ndarray:
+                 height: int, width: int, noise_rng: np.random.Generator, marks: Marks | None = None,
+                 extra_occluder: tuple[float, float, float, float, float] | None = None) -> np.ndarray:
     """One image as uint8: (H, W, 3) RGB for a visible camera, (H, W) grayscale for infrared.
 
     ``background`` is the camera's canvas from ``camera.render_scene`` (larger than the image).
+    ``marks`` (optional) collects the ground truth (:class:`~vireid.data.synthetic.person.Marks`);
+    an occluder counts as background in it. ``extra_occluder`` = (x0, x1, y0,
+    y1, paint pick) draws one more scene-coloured rectangle in front of the person (occluded views).
     """
     infrared = camera.modality is Modality.INFRARED
     bh, bw = background.shape[:2]
@@ -87,21 +105,26 @@ def render_image(ident: IdentitySpec, camera: CameraSpec, jitter: ImageJitter, b
     canvas = background[oy:oy + height, ox:ox + width].copy()  # (H, W, C)
 
     fill = min(camera.fill * ident.body.height * jitter.scale, 0.98)
-    side = jitter.pose.view == "side"
-    mirror = camera.mirror ^ (jitter.facing_left and side)
-    grid = body_grid(height, width, fill, jitter.dx, jitter.dy, camera.tilt + jitter.tilt, camera.shear, mirror)
-    draw_person(canvas, grid, ident, jitter.pose, infrared)
+    grid = body_grid(height, width, fill, jitter.dx, jitter.dy, camera.tilt + jitter.tilt, camera.shear,
+                     image_mirrored(camera, jitter))
+    draw_person(canvas, grid, ident, jitter.pose, infrared, marks)
+    if marks is not None:
+        marks.to_pixel = grid.to_pixel
 
+    boxes = []
     if jitter.occluder is not None:
         x0, x1, y0, pick = jitter.occluder
+        boxes.append(((x0, x1, y0, np.inf), pick))
+    if extra_occluder is not None:
+        boxes.append((extra_occluder[:4], extra_occluder[4]))
+    for box, pick in boxes:
         objects = camera.scene.objects
         obj = objects[int(pick * len(objects))]
-        xs = (np.arange(width, dtype=np.float32) + 0.5)[None, :] / width  # (1, W)
-        ys = (np.arange(height, dtype=np.float32) + 0.5)[:, None] / height  # (H, 1)
-        sd = np.maximum(np.maximum(x0 - xs, xs - x1) * (width / height), y0 - ys)  # (H, W)
-        alpha = np.clip(0.5 - sd * height, 0.0, 1.0)[..., None]  # (H, W, 1)
+        alpha = occluder_alpha(box, height, width)[..., None]  # (H, W, 1)
         paint = np.array([obj.ir] if infrared else obj.colour, dtype=np.float32) * 0.85  # (C,)
         canvas += alpha * (paint - canvas)
+        if marks is not None:  # the occluder is background for the parsing map and the keypoints
+            marks.composite((slice(None), slice(None)), alpha[..., 0], 0, 0)
 
     if infrared:
         out = canvas * (camera.ir_gain * jitter.gain) + camera.ir_offset  # (H, W, 1)
