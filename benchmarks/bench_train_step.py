@@ -96,14 +96,16 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     median = statistics.median(times)
-    result = {"step_s": median, "images_per_s": args.batch / median}
+    # on a shared CPU the process CPU time per step (one thread) is steadier than the wall time
+    result = {"step_s": median, "images_per_s": args.batch / median, "cpu_step_s": statistics.median(cpu_times)}
     if device.type == "cuda":
         result["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -141,8 +143,7 @@ def main() -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; valid: {list(VARIANTS)}")
-    if "float32" not in variants:
-        variants.insert(0, "float32")
+    # ratios are against the first variant listed (float32 by default)
     results: dict[str, dict[str, float]] = {}
     base_cmd = [sys.executable, os.path.abspath(__file__)]
     for name in ("arch", "batch", "height", "width", "steps", "warmup", "num_classes", "device", "threads"):
@@ -158,21 +159,23 @@ def main() -> int:
 
     import torch
 
-    base = results["float32"]
+    base = results[variants[0]]
     print(f"AGW-{args.arch} training step, batch {args.batch} x {args.height}x{args.width}, "
           f"{args.num_classes} classes, device {args.device}, torch {torch.__version__}, "
           f"threads {args.threads or torch.get_num_threads()}, "
           f"median of {args.steps} steps after {args.warmup} warm-up\n")
     mem_col = "peak CUDA alloc (MiB)" if args.device.startswith("cuda") else "peak RSS (MiB)"
     extra = "" if args.device.startswith("cuda") else " peak over model+batch (MiB) |"
-    print(f"| variant | s/step | images/s | speed vs fp32 | {mem_col} | memory vs fp32 |{extra}")
-    print("|---|---|---|---|---|---|" + ("---|" if extra else ""))
+    print(f"| variant | s/step | CPU s/step | images/s | speed vs {variants[0]} (wall / CPU) | {mem_col} | "
+          f"memory vs {variants[0]} |{extra}")
+    print("|---|---|---|---|---|---|---|" + ("---|" if extra else ""))
     for v in variants:
         r = results[v]
         if not r:
-            print(f"| {v} | failed | | | | |" + (" |" if extra else ""))
+            print(f"| {v} | failed | | | | | |" + (" |" if extra else ""))
             continue
-        row = (f"| {v} | {r['step_s']:.3f} | {r['images_per_s']:.1f} | {base['step_s'] / r['step_s']:.2f}x | "
+        row = (f"| {v} | {r['step_s']:.3f} | {r['cpu_step_s']:.3f} | {r['images_per_s']:.1f} | "
+               f"{base['step_s'] / r['step_s']:.2f}x / {base['cpu_step_s'] / r['cpu_step_s']:.2f}x | "
                f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f}x |")
         if extra:
             row += f" {r['peak_over_start_mib']:.0f} |"

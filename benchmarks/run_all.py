@@ -13,10 +13,13 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
+RESULTS = str(HERE / "results")  # the scaling-curve PNGs the README shows
 FULL = [
-    ["bench_eval.py"],
-    ["bench_rerank.py"],
-    ["bench_train_step.py", "--threads", "0"],
+    ["bench_eval.py", "--curve", "1000", "2500", "--plot-dir", RESULTS],
+    ["bench_rerank.py", "--methods", "k-reciprocal", "--sizes", "2000", "5000", "10000", "20000", "--floor",
+     "--cli", "11659", "82161", "--plot-dir", RESULTS],
+    ["bench_rerank.py", "--methods", "sim", "--sizes", "1000", "2000", "5000", "--plot-dir", RESULTS],
+    ["bench_train_step.py", "--threads", "1"],
     ["bench_data_loader.py"],
 ]
 QUICK = [
