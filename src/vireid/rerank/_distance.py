@@ -8,6 +8,7 @@ small distances keep their precision (the ``|a|^2 + |b|^2 - 2 a.b`` form loses i
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -146,3 +147,9 @@ class FixedBlockRows:
             a = k * self.block
             parts.append(self._block(k)[max(rows.start, a) - a : min(rows.stop, a + self.block) - a])
         return torch.cat(parts) if len(parts) > 1 else parts[0].clone()
+
+
+def collect_stream(stream: Iterable[tuple[slice, Tensor]]) -> np.ndarray:
+    """Concatenate a re-ranker's stream of (rows, block) into the full (nq, ng) float32 numpy matrix."""
+    parts = [block.cpu().numpy() for _, block in stream]
+    return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]

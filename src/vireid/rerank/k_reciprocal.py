@@ -48,7 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vireid.rerank._distance import ArrayLike, check_float, check_int, pair_distances, resolve_device
+from vireid.rerank._distance import (ArrayLike, check_float, check_int, collect_stream, pair_distances,
+                                     resolve_device)
 from vireid.rerank.original_distance import QUERY_BLOCK, augmented_pair, distance_tiles, query_gallery_rows
 from vireid.rerank.reciprocal import expanded_reciprocal_sets
 
@@ -145,12 +146,6 @@ def default_query_chunk(num_gallery: int, budget_bytes: int = 32 * 2**20) -> int
     """Query rows per streamed block: about ``budget_bytes`` of float32, a multiple of the GEMM block."""
     rows = max(1, budget_bytes // (4 * max(1, num_gallery)))
     return max(QUERY_BLOCK, rows // QUERY_BLOCK * QUERY_BLOCK)
-
-
-def collect_stream(stream: Iterator[tuple[slice, Tensor]]) -> np.ndarray:
-    """Concatenate a stream of (rows, block) into the full (nq, ng) float32 numpy matrix."""
-    parts = [block.cpu().numpy() for _, block in stream]
-    return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]
 
 
 def _mixed_blocks(left: Tensor, row_max: Tensor, jaccard: "_JaccardRows", nq: int, lam: float, block: int,

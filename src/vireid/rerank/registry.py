@@ -27,7 +27,7 @@ from torch import Tensor
 
 from vireid.errors import ConfigError
 from vireid.registry import Registry
-from vireid.rerank._distance import check_float, check_int
+from vireid.rerank._distance import check_float, check_int, collect_stream
 from vireid.rerank.k_reciprocal import k_reciprocal_stream
 from vireid.rerank.sim import sim_stream
 
@@ -74,8 +74,7 @@ class Reranker:
         return self._stream(qf, gf, **self.params)
 
     def __call__(self, qf: Tensor | np.ndarray, gf: Tensor | np.ndarray) -> np.ndarray:
-        parts = [block.cpu().numpy() for _, block in self.stream(qf, gf)]
-        return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]
+        return collect_stream(self.stream(qf, gf))
 
     def __repr__(self) -> str:
         return f"Reranker({self.name!r}, {self.params})"

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from vireid.errors import ConfigError
 from vireid.rerank._distance import (
+    collect_stream,
     ArrayLike,
     as_features,
     check_float,
@@ -68,10 +69,9 @@ def sim_rerank(
 ) -> np.ndarray:
     """SIM re-ranked query-gallery distances (seeds/002 §5, Eq. 1-8): the concatenation of
     :func:`sim_stream`'s blocks, a float32 numpy (nq, ng) array (arguments as :func:`sim_stream`)."""
-    parts = [block.cpu().numpy() for _, block in sim_stream(
+    return collect_stream(sim_stream(
         qf, gf, lam=lam, top_k=top_k, k_q=k_q, k_g=k_g, alpha=alpha, normalize=normalize, chunk_size=chunk_size,
-        column_chunk_size=column_chunk_size, device=device)]
-    return np.concatenate(parts, axis=0) if len(parts) != 1 else parts[0]
+        column_chunk_size=column_chunk_size, device=device))
 
 
 def sim_stream(
