@@ -116,3 +116,17 @@ def test_bad_arguments_are_named() -> None:
         SPOT(2, arch="resnet18", structure="parsing")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tpi_heads \\(7\\) must divide"):
         SPOT(2, arch="resnet18", tpi_heads=7)
+
+
+def test_images_without_a_labelled_joint_get_the_uniform_heatmaps(caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(0)
+    model = SPOT(0, **TINY).eval()
+    batch = _batch()
+    heatmaps = batch.aux["heatmaps"].clone()
+    heatmaps[2] = 0.0  # an all-invisible skeleton (data.aux.missing: empty)
+    with caplog.at_level(logging.WARNING, logger="vireid.methods.spot.model"):
+        out = model(batch.images, batch.modality, aux={"heatmaps": heatmaps})
+    assert out.extras["uniform_structure"].tolist() == [False, False, True] + [False] * 5
+    assert model.fallback_images == 1 and "1 image(s) of a batch have no labelled keypoint" in caplog.text
+    alone = model(batch.images[2:3], batch.modality[2:3]).bn_features  # the batch-level fallback, eval BN
+    torch.testing.assert_close(out.bn_features[2:3], alone, rtol=1e-4, atol=1e-5)

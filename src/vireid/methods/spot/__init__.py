@@ -25,6 +25,8 @@ METHOD = register_method(Method(
     reference="METHODS.md §11",
     recipes=("spot_sysu.yaml", "spot_synthetic.yaml"),
     status="implemented, tested",
+    requires_aux=("keypoints",),
+    aux_policy="fallback",
     models={"spot": SPOT},
     losses={"spot_base": SPOTBaseLoss, "spot_is": SPOTStructureLoss, "spot_ip": SPOTPartLoss,
             "spot_if": SPOTFusedLoss},

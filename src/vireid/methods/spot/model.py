@@ -72,7 +72,9 @@ class SPOT(nn.Module):
     joints as Gaussians at 1/4 of the image size) and are resized to 4x the appearance map. Without
     them (no ``aux`` or no ``"heatmaps"`` key), or with ``structure="uniform"``, every joint's map
     is uniform (METHODS.md §11 fallback) and a warning is logged (once per model; the count is kept
-    in :attr:`fallback_batches`).
+    in :attr:`fallback_batches`). An image whose heatmaps are all zero (no labelled joint: a
+    sidecar without its entry under ``data.aux.missing: empty``, or every joint cropped away) gets
+    the uniform heatmaps too (warned once, counted in :attr:`fallback_images`).
 
     Args:
         num_classes: training identities (0 = embedding only).
@@ -129,7 +131,8 @@ class SPOT(nn.Module):
         self.gem = GeM(gem_p)
         self.fuse = nn.Linear(2 * c, c, bias=False)  # W_gamma in R^{C x 2C}
         self.heads = nn.ModuleDict({b: _Embedding(c, num_classes) for b in BRANCHES})
-        self.fallback_batches = 0
+        self.fallback_batches = 0  # batches without heatmaps (or structure="uniform")
+        self.fallback_images = 0  # images whose heatmaps are all zero (no labelled joint)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the four identity classifiers."""
@@ -150,7 +153,16 @@ class SPOT(nn.Module):
             return uniform_heatmaps(b, self.joints, *size, like=like), torch.ones(b, dtype=torch.bool, device=like.device)
         if given.dim() != 4 or given.shape[0] != b or given.shape[1] != self.joints:
             raise ValueError(f"SPOT: aux['heatmaps'] must be (B={b}, K_S={self.joints}, H_S, W_S), got {tuple(given.shape)}")
-        return resize_heatmaps(given.to(like.device), *size), torch.zeros(b, dtype=torch.bool, device=like.device)
+        heatmaps = resize_heatmaps(given.to(like.device), *size)  # (B, K_S, 4h, 4w)
+        empty = heatmaps.flatten(1).abs().amax(dim=1) == 0  # (B,) no labelled joint (data.aux.missing: empty)
+        if bool(empty.any()):
+            self.fallback_images += int(empty.sum())
+            if self.fallback_images == int(empty.sum()):
+                logger.warning("SPOT: %d image(s) of a batch have no labelled keypoint; using uniform keypoint "
+                               "heatmaps for them (METHODS.md §11 fallback; counted in fallback_images)", int(empty.sum()))
+            uniform = uniform_heatmaps(b, self.joints, *size, like=like)
+            heatmaps = torch.where(empty[:, None, None, None], uniform, heatmaps)
+        return heatmaps, empty
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor,
                 aux: dict[str, torch.Tensor] | None = None) -> ModelOutput:
