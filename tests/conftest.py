@@ -45,6 +45,7 @@ TINY_MODELS: dict[str, dict] = {
     "mrda": {"arch": "resnet18", "dam_qk_channels": 32},
     "vit": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
     "cmtr": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
+    "sap": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
 }
 
 
@@ -71,7 +72,7 @@ def train_tiny_run(root: Path, out: Path, model: str, epochs: int = 1, batches: 
 TINY_VIT: dict = TINY_MODELS["vit"]
 # model name -> tiny constructor kwargs for the models that are not two-stream ResNets (the generic model
 # tests use {"arch": "resnet18"} for the others)
-TINY_PER_MODEL: dict[str, dict] = {"vit": TINY_VIT, "cmtr": TINY_VIT}
+TINY_PER_MODEL: dict[str, dict] = {"vit": TINY_VIT, "cmtr": TINY_VIT, "sap": TINY_VIT}
 
 
 @pytest.fixture(scope="session")
