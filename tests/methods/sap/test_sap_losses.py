@@ -107,7 +107,7 @@ def test_sap_distill_combines_both_terms_from_the_teachers_targets() -> None:
 
 
 def test_sap_distill_errors_name_the_fix() -> None:
-    with pytest.raises(ValueError, match=r"needs batch.aux\['parsing'\] \(set data.aux: \[parsing\]\)"):
+    with pytest.raises(ValueError, match=r"needs batch.aux\['parsing'\]: set data.aux.parsing to the folder"):
         build_loss("sap_distill")(_output(7), _batch(None))
     with pytest.raises(ValueError, match="has no extras"):
         build_loss("sap_distill")(ModelOutput(features=torch.zeros(1, 2), bn_features=torch.zeros(1, 2)), _batch(None))

@@ -53,5 +53,5 @@ def test_distillation_reaches_the_proxies_and_the_last_block() -> None:
     loss.backward()
     assert bool(torch.isfinite(loss))
     for p in (model.proxies, model.proxy_attn.k.weight, model.backbone.blocks[-1].attn.qkv.weight,
-              model.classifiers[3].weight):
+              model.heads[3].classifier.weight):
         assert p.grad is not None and bool(torch.isfinite(p.grad).all()) and float(p.grad.abs().sum()) > 0

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vireid.errors import ConfigError
 from vireid.methods.sap.targets import (NUM_GROUPS, band_part_map, part_map_from_parsing, patch_affinity_target,
                                         patch_part_targets)
 from vireid.types import Batch, ModelOutput
@@ -122,8 +123,8 @@ class SAPDistillation(nn.Module):
         if self.teacher == "bands":
             return band_part_map(b, h, w, num_parts, batch.images.device)
         if "parsing" not in batch.aux:
-            raise ValueError("sap_distill: teacher 'parsing' needs batch.aux['parsing'] (set data.aux: [parsing]), "
-                             "or use teacher: bands")
+            raise ConfigError("sap_distill: teacher 'parsing' needs batch.aux['parsing']: set data.aux.parsing to the "
+                              "folder of the parsing PNGs, or use teacher: bands")
         return part_map_from_parsing(batch.aux["parsing"])
 
     def forward(self, output: ModelOutput, batch: Batch) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vireid.models.layers import BNNeck, weights_init_classifier
+from vireid.models.head import ReIDHead
 from vireid.models.vit import ReIDViT
 from vireid.types import ModelOutput
 
@@ -107,9 +107,9 @@ class SAP(nn.Module):
         self.proxies = nn.Parameter(torch.randn(1, num_parts, dim) * 0.02)  # Q_proxy
         self.proxy_attn = CrossAttention(dim)  # proxy -> patch
         self.patch_absorb = CrossAttention(dim) if self.mapr else None  # patch -> proxy
-        self.bnnecks = nn.ModuleList([BNNeck(dim) for _ in range(1 + num_parts)])  # [cls], parts
-        self.classifiers: nn.ModuleList | None = None
-        self.reset_classifier(num_classes)
+        # [cls], then the parts: each a BNNeck and a bias-free classifier (ReIDHead on a flat feature)
+        self.heads = nn.ModuleList([ReIDHead(dim, num_classes, nn.Identity()) for _ in range(1 + num_parts)])
+        self.num_classes = num_classes
         self.out_dim = (1 + num_parts) * dim
         geometry = [self.backbone.patch_embed.patch_size, self.backbone.patch_embed.stride, *self.backbone.grid_size]
         self.register_buffer("patch_geometry", torch.tensor(geometry, dtype=torch.int64), persistent=False)
@@ -117,11 +117,8 @@ class SAP(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Fresh bias-free classifiers for [cls] and every part (0 = none)."""
         self.num_classes = num_classes
-        self.classifiers = None
-        if num_classes > 0:
-            self.classifiers = nn.ModuleList([nn.Linear(self.dim, num_classes, bias=False)
-                                              for _ in range(1 + self.num_parts)])
-            self.classifiers.apply(weights_init_classifier)
+        for head in self.heads:
+            head.reset_classifier(num_classes)
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> ModelOutput:
         """(B, 3, H, W) images, (B,) modality labels (unused) -> ModelOutput (see the class docs)."""
@@ -133,11 +130,12 @@ class SAP(nn.Module):
             refined, _ = self.patch_absorb(patches, parts)  # (B, N, D): patches absorb the proxies
             parts, _ = self.proxy_attn(parts, refined)  # (B, P, D): proxies absorb the refined patches
         feats = torch.cat([tokens[:, :1], parts], dim=1).float()  # (B, 1 + P, D)
-        bn = torch.stack([neck(feats[:, i]) for i, neck in enumerate(self.bnnecks)], dim=1)  # (B, 1 + P, D)
+        outs = [head(feats[:, i]) for i, head in enumerate(self.heads)]  # BNNeck + classifier of each
+        bn = torch.stack([o.bn_features for o in outs], dim=1)  # (B, 1 + P, D)
         extras = {"attention": attn.mean(dim=1), "proxy_attention": proxy_attn, "patch_tokens": patches,
                   "patch_geometry": self.patch_geometry}
         logits = None
-        if self.classifiers is not None:
-            all_logits = torch.stack([fc(bn[:, i]) for i, fc in enumerate(self.classifiers)], dim=1)  # (B, 1+P, N)
+        if self.num_classes > 0:
+            all_logits = torch.stack([o.logits for o in outs], dim=1)  # (B, 1 + P, N)
             logits, extras["part_logits"] = all_logits[:, 0], all_logits[:, 1:]
         return ModelOutput(features=feats.flatten(1), bn_features=bn.flatten(1), logits=logits, extras=extras)
