@@ -24,6 +24,8 @@ METHOD = register_method(Method(
     reference="METHODS.md §14",
     recipes=("sap_occluded_duke.yaml", "sap_synthetic.yaml"),
     status="implemented, tested (targets and losses against hand-worked values)",
+    requires_aux=("parsing",),
+    aux_policy="fallback",  # the rule-based teacher (sap_distill teacher: bands), chosen for the whole run
     models={"sap": SAP},
     losses={"sap_distill": SAPDistillation, "sap_part_id": SAPPartID},
 ))
