@@ -4,6 +4,7 @@ an exact resume of the discriminators and their optimiser (tiny synthetic data, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,37 +15,9 @@ from vireid.engine.checkpoint import load_checkpoint
 from vireid.engine.runtime import setup_runtime
 from vireid.methods.hicmd.trainer import HiCMDTrainer
 
-LOSSES = [
-    {"name": "cross_entropy", "params": {"epsilon": 0.1}},
-    {"name": "triplet_hard", "params": {"margin": 0.3}},
-    {"name": "hicmd_cross", "weight": 10.0},
-    {"name": "hicmd_same", "weight": 10.0},
-    {"name": "hicmd_cycle", "weight": 10.0},
-    {"name": "hicmd_code", "weight": 1.0},
-    {"name": "hicmd_kl", "weight": 0.01},
-    {"name": "hicmd_adv", "weight": 1.0, "params": {"dim": 4, "num_layers": 2, "lr": 1e-3}},
-    {"name": "hicmd_generated_id", "weight": 1.0},
-]
 
-
-def _cfg(root: Path, out: Path, epochs: int = 2) -> dict:
-    return {
-        "name": "hicmd", "output_dir": str(out),
-        "data": {"dataset": "sysu-mm01", "root": str(root), "height": 32, "width": 16, "num_ids": 2,
-                 "num_instances": 1, "pad": 2, "num_workers": 0, "val_fraction": 0.0, "batches_per_epoch": 2,
-                 "in_memory": True},
-        "model": {"name": "hicmd", "params": {"dim": 4, "style_dim": 3, "illum_dim": 2, "pose_dim": 2, "num_res": 1,
-                                              "feat_dim": 16}},
-        "losses": LOSSES,
-        "optim": {"name": "adamw", "lr": 1e-3, "epochs": epochs, "warmup_epochs": 0, "milestones": [],
-                  "backbone_lr_mult": 1.0},
-        "eval": {"batch_size": 32, "protocol": {"mode": "all", "shots": 1, "trials": 2}},
-        "runtime": {"device": "cpu", "seed": 0, "deterministic": True},
-    }
-
-
-def _trainer(root: Path, run: Path, epochs: int = 2) -> HiCMDTrainer:
-    values = _cfg(root, run.parent, epochs)
+def _trainer(recipe: Callable[..., dict], root: Path, run: Path, epochs: int = 2) -> HiCMDTrainer:
+    values = recipe(root, run.parent, epochs)
     return HiCMDTrainer(config_from_dict(values), run, setup_runtime("cpu", seed=0, deterministic=True))
 
 
@@ -57,9 +30,9 @@ def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[st
     return {k for k, v in before.items() if not torch.equal(v, after[k])}
 
 
-def test_discriminator_then_generator_steps_each_update_only_their_own_parameters(tiny_sysu: Path,
-                                                                                   tmp_path: Path) -> None:
-    trainer = _trainer(tiny_sysu, tmp_path / "run")
+def test_discriminator_then_generator_steps_each_update_only_their_own_parameters(
+        tiny_sysu: Path, hicmd_recipe: Callable[..., dict], tmp_path: Path) -> None:
+    trainer = _trainer(hicmd_recipe, tiny_sysu, tmp_path / "run")
     disc = trainer.adversarial.discriminators
     model_params = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
     events: list[tuple[str, set[str], set[str]]] = []
@@ -92,13 +65,14 @@ def test_discriminator_then_generator_steps_each_update_only_their_own_parameter
         assert key in values and torch.isfinite(torch.tensor(values[key])), key
 
 
-def test_resume_restores_the_discriminators_and_their_optimiser_exactly(tiny_sysu: Path, tmp_path: Path) -> None:
-    straight = _trainer(tiny_sysu, tmp_path / "straight", epochs=2)
+def test_resume_restores_the_discriminators_and_their_optimiser_exactly(tiny_sysu: Path, tmp_path: Path,
+                                                                       hicmd_recipe: Callable[..., dict]) -> None:
+    straight = _trainer(hicmd_recipe, tiny_sysu, tmp_path / "straight", epochs=2)
     straight.fit()
-    first = _trainer(tiny_sysu, tmp_path / "resumed", epochs=1)
+    first = _trainer(hicmd_recipe, tiny_sysu, tmp_path / "resumed", epochs=1)
     first.fit()
     saved = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    resumed = _trainer(tiny_sysu, tmp_path / "resumed", epochs=2)
+    resumed = _trainer(hicmd_recipe, tiny_sysu, tmp_path / "resumed", epochs=2)
     resumed.resume(tmp_path / "resumed" / "last.pt")
     for k, v in saved["hicmd"]["discriminators"].items():  # restored exactly before training on
         assert torch.equal(resumed.adversarial.discriminators.state_dict()[k], v), k
