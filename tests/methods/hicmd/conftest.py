@@ -22,7 +22,7 @@ LOSSES = [
 
 def tiny_recipe(root: Path, out: Path, epochs: int = 2) -> dict:
     return {
-        "name": "hicmd", "output_dir": str(out),
+        "name": "hicmd", "output_dir": str(out), "trainer": "hicmd",
         "data": {"dataset": "sysu-mm01", "root": str(root), "height": 32, "width": 16, "num_ids": 2,
                  "num_instances": 1, "pad": 2, "num_workers": 0, "val_fraction": 0.0, "batches_per_epoch": 2,
                  "in_memory": True},

@@ -16,7 +16,7 @@ from vireid.cli import main
 def test_train_with_the_hicmd_trainer_then_write_the_swap_sheet(tiny_sysu: Path, tmp_path: Path, hicmd_recipe,
                                                                 capsys: pytest.CaptureFixture) -> None:
     cfg = hicmd_recipe(tiny_sysu, tmp_path, epochs=1)
-    cfg.update(trainer="hicmd")
+    assert cfg["trainer"] == "hicmd"
     cfg["data"]["val_fraction"] = 0.25
     recipe = tmp_path / "hicmd.yaml"
     recipe.write_text(yaml.safe_dump(cfg))
@@ -33,7 +33,8 @@ def test_train_with_the_hicmd_trainer_then_write_the_swap_sheet(tiny_sysu: Path,
 
 def test_the_adversarial_loss_without_the_hicmd_trainer_is_a_one_line_error(
         tiny_sysu: Path, tmp_path: Path, hicmd_recipe, capsys: pytest.CaptureFixture) -> None:
-    cfg = hicmd_recipe(tiny_sysu, tmp_path, epochs=1)  # no `trainer: hicmd`
+    cfg = hicmd_recipe(tiny_sysu, tmp_path, epochs=1)
+    del cfg["trainer"]  # the default trainer
     recipe = tmp_path / "hicmd.yaml"
     recipe.write_text(yaml.safe_dump(cfg))
     assert main(["train", "--config", str(recipe)]) == 2

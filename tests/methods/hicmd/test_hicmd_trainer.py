@@ -74,8 +74,8 @@ def test_resume_restores_the_discriminators_and_their_optimiser_exactly(tiny_sys
     saved = load_checkpoint(tmp_path / "resumed" / "last.pt")
     resumed = _trainer(hicmd_recipe, tiny_sysu, tmp_path / "resumed", epochs=2)
     resumed.resume(tmp_path / "resumed" / "last.pt")
-    for k, v in saved["hicmd"]["discriminators"].items():  # restored exactly before training on
-        assert torch.equal(resumed.adversarial.discriminators.state_dict()[k], v), k
+    for k, v in saved["losses_state"]["hicmd_adv"].items():  # restored exactly before training on
+        assert torch.equal(resumed.adversarial.state_dict()[k], v), k
     state = resumed.d_optimizer.state_dict()
     assert state["state"] and all(torch.equal(state["state"][i]["exp_avg"], s["exp_avg"])
                                   for i, s in saved["hicmd"]["d_optimizer"]["state"].items())

@@ -34,6 +34,7 @@ METHOD = register_method(Method(
     losses={"hicmd_cross": CrossReconstruction, "hicmd_same": SameReconstruction,
             "hicmd_cycle": CycleReconstruction, "hicmd_code": CodeReconstruction, "hicmd_kl": KLDivergence,
             "hicmd_adv": HiCMDAdversarial, "hicmd_generated_id": GeneratedIdentity},
+    trainers={"hicmd": HiCMDTrainer},
 ))
 
 __all__ = ["METHOD", "HiCMD", "HiCMDTrainer", "CodeReconstruction", "CrossReconstruction", "CycleReconstruction",

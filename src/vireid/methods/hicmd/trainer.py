@@ -11,8 +11,9 @@ validation, resume) with:
   recipe's losses, ``hicmd_adv`` judging the same fakes with the just-updated, frozen
   discriminators; the shared loop then takes the generator/HFL step. So every iteration is
   D-step then G-step (the MUNIT order), and each step changes only its own parameters.
-- :meth:`HiCMDTrainer.extra_state` / :meth:`load_extra_state`: the discriminators' weights, their
-  optimiser and loss scaler, so ``--resume`` continues exactly.
+- :meth:`HiCMDTrainer.extra_state` / :meth:`load_extra_state`: the discriminators' optimiser and loss
+  scaler (their weights are the ``hicmd_adv`` loss's state, which every checkpoint holds), so
+  ``--resume`` continues exactly.
 
 Single process (no ``torchrun``): the generator pass calls model methods outside ``forward``.
 """
@@ -30,7 +31,7 @@ from torch import nn
 from vireid.config import TrainConfig
 from vireid.engine.checkpoint import CheckpointError, unwrap
 from vireid.engine.runtime import Runtime
-from vireid.engine.trainer import LossTerm, Trainer
+from vireid.engine.trainer import LossTerm, Trainer, model_aux
 from vireid.errors import ConfigError
 from vireid.methods.hicmd.losses import HiCMDAdversarial
 from vireid.types import Batch, ModelOutput
@@ -38,14 +39,6 @@ from vireid.types import Batch, ModelOutput
 logger = logging.getLogger(__name__)
 
 __all__ = ["HiCMDTrainer"]
-
-
-def _model_call(model: nn.Module, images: torch.Tensor, batch: Batch) -> ModelOutput:
-    try:  # the aux plumbing's keyword part (models declaring aux_inputs), when the core has it
-        from vireid.engine.trainer import model_aux
-    except ImportError:  # pragma: no cover - older core
-        return model(images, batch.modality)
-    return model(images, batch.modality, **model_aux(model, batch))
 
 
 class HiCMDTrainer(Trainer):
@@ -77,8 +70,8 @@ class HiCMDTrainer(Trainer):
     def extra_state(self) -> dict[str, Any]:
         if self.adversarial is None or self.d_optimizer is None:
             return {}
-        return {"hicmd": {"discriminators": self.adversarial.discriminators.state_dict(),
-                          "d_optimizer": self.d_optimizer.state_dict(), "d_scaler": self.d_scaler.state_dict()}}
+        # the discriminators' weights are the hicmd_adv loss's state, saved by the trainer ("losses_state")
+        return {"hicmd": {"d_optimizer": self.d_optimizer.state_dict(), "d_scaler": self.d_scaler.state_dict()}}
 
     def load_extra_state(self, ckpt: dict[str, Any]) -> None:
         if self.adversarial is None or self.d_optimizer is None:
@@ -87,7 +80,6 @@ class HiCMDTrainer(Trainer):
         if not state:
             raise CheckpointError("the checkpoint has no Hi-CMD discriminator state (not written by trainer: hicmd)")
         try:
-            self.adversarial.discriminators.load_state_dict(state["discriminators"])
             self.d_optimizer.load_state_dict(state["d_optimizer"])
             self.d_scaler.load_state_dict(state["d_scaler"])
         except (KeyError, ValueError, RuntimeError) as exc:
@@ -113,7 +105,7 @@ class HiCMDTrainer(Trainer):
     def compute_losses(self, batch: Batch) -> tuple[list[LossTerm], dict[str, float]]:
         images = self.runtime.prepare_images(batch.images)
         with self.runtime.autocast():
-            out = _model_call(self.model, images, batch)
+            out = self.model(images, batch.modality, **model_aux(self.model, batch))
         extras: dict[str, float] = {}
         if out.logits is not None:
             extras["_correct"] = float((out.logits.detach().argmax(1) == batch.pids).sum())
