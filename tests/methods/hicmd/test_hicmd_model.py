@@ -86,3 +86,15 @@ def test_eval_and_no_pairs_follow_the_plain_contract() -> None:
     assert "gen_features" not in HiCMD(3, use_generated=False, **DIMS).train()(images, modality).extras
     with pytest.raises(ValueError, match="dim must be"):
         HiCMD(3, dim=2)
+
+
+def test_attribute_encoder_activation_option() -> None:
+    relu = HiCMD(3, **DIMS).attr.body
+    leaky = HiCMD(3, attr_leaky=0.2, **DIMS).attr.body
+    assert any(isinstance(m, torch.nn.ReLU) for m in relu.modules())
+    slopes = {m.negative_slope for m in leaky.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.2} and not any(isinstance(m, torch.nn.ReLU) for m in leaky.modules())
+    x = -torch.ones(1, 3, 16, 8)  # all inputs negative: a LeakyReLU layer still passes a signal
+    assert float(leaky[0](x).abs().sum()) > 0
+    with pytest.raises(ValueError, match="attr_leaky"):
+        HiCMD(3, attr_leaky=1.5, **DIMS)

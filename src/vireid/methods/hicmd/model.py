@@ -72,6 +72,7 @@ class HiCMD(nn.Module):
         style_dim, illum_dim, pose_dim: sizes of ``a^s``, ``a^c`` and ``a^p``.
         num_res: residual blocks in ``E_p`` and AdaIN blocks in the decoder.
         feat_dim: the HFL embedding size.
+        attr_leaky: negative slope of the attribute encoder's activations (0: ReLU, MUNIT's choice).
         generate: run the generator in training mode (False: a plain feature learner on ``p`` and
             ``a^s``; the generator losses then have nothing to read).
         use_generated: also pass the generated cross-modality images through HFL (``gen_*`` extras,
@@ -89,6 +90,7 @@ class HiCMD(nn.Module):
         pose_dim: int = 8,
         num_res: int = 2,
         feat_dim: int = 256,
+        attr_leaky: float = 0.0,
         generate: bool = True,
         use_generated: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
@@ -102,7 +104,9 @@ class HiCMD(nn.Module):
             raise ValueError(f"HiCMD: mean and std need 3 values each (std > 0), got {mean} and {std}")
         self.generate, self.use_generated = bool(generate), bool(use_generated)
         self.proto = PrototypeEncoder(dim, num_res)
-        self.attr = AttributeEncoder(dim, style_dim, illum_dim, pose_dim)
+        if not 0.0 <= attr_leaky < 1.0:
+            raise ValueError(f"HiCMD: attr_leaky must be in [0, 1), got {attr_leaky}")
+        self.attr = AttributeEncoder(dim, style_dim, illum_dim, pose_dim, leaky=attr_leaky)
         c = self.proto.out_channels
         self.decoder = Decoder(c, style_dim + illum_dim + pose_dim, num_res)
         self.illum_dim = illum_dim

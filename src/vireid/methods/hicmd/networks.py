@@ -19,14 +19,14 @@ from torch import nn
 __all__ = ["AdaINResBlock", "AttributeEncoder", "Decoder", "ImageDiscriminator", "PrototypeEncoder", "ResBlock"]
 
 
-def _conv(cin: int, cout: int, k: int, s: int, norm: str = "in") -> nn.Sequential:
-    """Reflection-padded conv -> norm ("in", "ln" = GroupNorm(1), "none") -> ReLU."""
+def _conv(cin: int, cout: int, k: int, s: int, norm: str = "in", leaky: float = 0.0) -> nn.Sequential:
+    """Reflection-padded conv -> norm ("in", "ln" = GroupNorm(1), "none") -> ReLU (LeakyReLU if ``leaky`` > 0)."""
     layers: list[nn.Module] = [nn.ReflectionPad2d(k // 2 if k % 2 else (k - 1) // 2), nn.Conv2d(cin, cout, k, s)]
     if norm == "in":
         layers.append(nn.InstanceNorm2d(cout, affine=True))
     elif norm == "ln":
         layers.append(nn.GroupNorm(1, cout))
-    layers.append(nn.ReLU(inplace=True))
+    layers.append(nn.LeakyReLU(leaky, inplace=True) if leaky > 0 else nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -69,13 +69,17 @@ class AttributeEncoder(nn.Module):
     ``a^ex = [a^c; a^p]`` (B, illum_dim + pose_dim) each (VAE-style ID-excluded codes; METHODS.md §12).
 
     No normalisation layers (instance norm would erase the global statistics these codes carry).
+    ``leaky`` > 0 uses LeakyReLU: with ReLU the synthetic CPU runs lost most units of this encoder
+    (constant codes; README "Results").
     """
 
-    def __init__(self, dim: int = 16, style_dim: int = 8, illum_dim: int = 8, pose_dim: int = 8) -> None:
+    def __init__(self, dim: int = 16, style_dim: int = 8, illum_dim: int = 8, pose_dim: int = 8,
+                 leaky: float = 0.0) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _conv(3, dim, 7, 1, "none"), _conv(dim, 2 * dim, 4, 2, "none"), _conv(2 * dim, 4 * dim, 4, 2, "none"),
-            _conv(4 * dim, 4 * dim, 4, 2, "none"), nn.AdaptiveAvgPool2d(1))
+            _conv(3, dim, 7, 1, "none", leaky), _conv(dim, 2 * dim, 4, 2, "none", leaky),
+            _conv(2 * dim, 4 * dim, 4, 2, "none", leaky), _conv(4 * dim, 4 * dim, 4, 2, "none", leaky),
+            nn.AdaptiveAvgPool2d(1))
         self.style = nn.Linear(4 * dim, style_dim)
         ex = illum_dim + pose_dim
         self.ex_mu = nn.Linear(4 * dim, ex)
