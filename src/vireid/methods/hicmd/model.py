@@ -161,9 +161,10 @@ class HiCMD(nn.Module):
         """Hierarchical feature learning from ``p`` and ``a^s`` only: (features, bn_features, logits)."""
         h1 = self.hfl1(p)  # (B, 2C, H/8, W/8)
         h2 = self.hfl2(h1)  # (B, 4C, H/16, W/16)
-        levels = [p.mean(dim=(2, 3)), h1.mean(dim=(2, 3)), h2.mean(dim=(2, 3)), style.to(p.dtype)]
-        cat = torch.cat([w * x for w, x in zip(self.level_weights.to(p.dtype), levels)], dim=1)  # (B, sum dims)
-        feats = self.fc(cat)  # (B, D)
+        levels = [p.float().mean(dim=(2, 3)), h1.float().mean(dim=(2, 3)), h2.float().mean(dim=(2, 3)), style.float()]
+        cat = torch.cat([w * x for w, x in zip(self.level_weights, levels)], dim=1)  # (B, sum dims) float32
+        with torch.autocast(device_type=cat.device.type, enabled=False):  # the embedding in float32
+            feats = self.fc(cat)  # (B, D)
         bn = self.bnneck(feats)  # (B, D)
         logits = self.classifier(bn) if self.classifier is not None else None
         return feats, bn, logits
