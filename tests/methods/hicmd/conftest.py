@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 LOSSES = [
     {"name": "cross_entropy", "params": {"epsilon": 0.1}},
@@ -41,3 +42,11 @@ def tiny_recipe(root: Path, out: Path, epochs: int = 2) -> dict:
 def hicmd_recipe() -> Callable[..., dict]:
     """``hicmd_recipe(root, out, epochs=2)`` -> a recipe dict: the tiny Hi-CMD with every loss."""
     return tiny_recipe
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism() -> Iterator[None]:
+    """The trainer tests build their runtime with ``deterministic=True``, a process-wide torch switch."""
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
