@@ -30,7 +30,7 @@ METHOD = register_method(Method(
     reference="METHODS.md §12",
     recipes=("hicmd_sysu.yaml", "hicmd_synthetic.yaml"),
     status="implemented, tested; 3-seed synthetic table in the README (at 120 CPU steps the attribute codes "
-           "collapse: no disentanglement yet, generated data does not help)",
+           "collapse: no disentanglement yet; generated data makes no measurable difference)",
     models={"hicmd": HiCMD},
     losses={"hicmd_cross": CrossReconstruction, "hicmd_same": SameReconstruction,
             "hicmd_cycle": CycleReconstruction, "hicmd_code": CodeReconstruction, "hicmd_kl": KLDivergence,
