@@ -74,6 +74,7 @@ TINY_VIT: dict = TINY_MODELS["vit"]
 # tests use {"arch": "resnet18"} for the others)
 TINY_PER_MODEL: dict[str, dict] = {"vit": TINY_VIT, "cmtr": TINY_VIT, "sap": TINY_VIT}
 # SPOT (two-stream ResNet-18 + a small structure branch); without heatmaps it runs on its uniform fallback
+TINY_PER_MODEL["hicmd"] = {}  # its defaults are tiny already (dim 16, no arch argument)
 TINY_PER_MODEL["spot"] = {"arch": "resnet18", "structure_channels": 16, "relation_hidden": 8, "qk_channels": 8,
                           "parts": 3, "tpi_heads": 4}
 

@@ -67,10 +67,13 @@ def test_grad_cam_on_every_registered_model(name: str, tiny_model_kwargs: dict) 
     cam = grad_cam(model, images, modality, similarity_score(ref))
     assert cam.shape == (2, 64, 32) and float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0 + 1e-6
     assert torch.isfinite(cam).all()
-    if hasattr(model.backbone, "cam_target"):  # token backbones (ViT): a layer inside, read as a patch map
-        assert default_target_layer(model) is model.backbone.cam_target()
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:  # no backbone attribute (Hi-CMD's encoders): the model's last Conv2d
+        assert default_target_layer(model) is [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    elif hasattr(backbone, "cam_target"):  # token backbones (ViT): a layer inside, read as a patch map
+        assert default_target_layer(model) is backbone.cam_target()
     else:
-        assert default_target_layer(model) is model.backbone
+        assert default_target_layer(model) is backbone
     maps, idx = channel_activations(model, images, modality, top=4)
     assert maps.shape == (2, 4, 64, 32) and idx.shape == (2, 4)
 

@@ -17,6 +17,7 @@ EXPORTED = ("agw", "baseline", "cmtr", "mrda", "sap", "vit")  # each trained tin
 # registered models that cannot be exported, with the reason
 NOT_EXPORTABLE: dict[str, str] = {
     "spot": "reads keypoint heatmaps (aux_inputs); the exported graph takes images and modality only",
+    "hicmd": "its own encoder, not a two-stream ResNet the exporter can split per modality (why_not_exportable says so)",
 }
 
 
