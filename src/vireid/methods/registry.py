@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vireid.registry import Registry
+from vireid.registry import TRAINERS, Registry
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,17 @@ class Method:
     datasets: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     rerankers: Mapping[str, tuple[Callable[..., Any], tuple[str, ...]]] = field(default_factory=dict)
     """Test-time re-rankers/refiners: name -> (stream function, the keyword names recorded with results)."""
+    trainers: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    """Trainer subclasses chosen by the config key ``trainer`` (they change a step through the
+    trainer's public hooks: ``compute_losses``, ``after_step``, ``extra_state``/``load_extra_state``...)."""
     commands: tuple[str, ...] = ()
     """Sub-commands of its own (e.g. ``adapt`` for DAN)."""
 
     def parts(self) -> dict[str, list[str]]:
         """Registered names of each kind of part."""
         kinds = {"models": self.models, "losses": self.losses, "batch augmentations": self.batch_augments,
-                 "image augmentations": self.augmentations, "datasets": self.datasets, "re-rankers": self.rerankers}
+                 "image augmentations": self.augmentations, "datasets": self.datasets, "re-rankers": self.rerankers,
+                 "trainers": self.trainers}
         return {kind: sorted(items) for kind, items in kinds.items() if items}
 
 
@@ -62,7 +66,7 @@ def register_method(method: Method) -> Method:
 
     for registry, items in ((MODELS, method.models), (LOSSES, method.losses),
                             (BATCH_AUGMENTS, method.batch_augments), (AUGMENTATIONS, method.augmentations),
-                            (DATASETS, method.datasets)):
+                            (DATASETS, method.datasets), (TRAINERS, method.trainers)):
         for name, obj in items.items():
             registry.register(name, obj)
     from vireid.rerank.registry import register_reranker
@@ -84,7 +88,7 @@ def unregister_method(name: str) -> None:
     method = METHODS.get(name)
     for registry, items in ((MODELS, method.models), (LOSSES, method.losses),
                             (BATCH_AUGMENTS, method.batch_augments), (AUGMENTATIONS, method.augmentations),
-                            (DATASETS, method.datasets)):
+                            (DATASETS, method.datasets), (TRAINERS, method.trainers)):
         for part in items:
             registry.unregister(part)
     from vireid.rerank.registry import unregister_reranker
