@@ -8,12 +8,15 @@ METHODS.md §7).
 - :mod:`.losses`: ``maum_id`` (L_common + L_RGB + L_IR, seed §5 first equation) and ``maum_metric``
   (the unidirectional RGB->IR and IR->RGB metrics with alpha and delta, seed §5 second equation,
   with the CE-only warm-up before the memories fill).
+- :mod:`.trainer`: ``trainer: maum``, the default step plus telling the metric loss the epoch (its
+  warm-up is counted in epochs, as the paper's).
 - Recipes: ``configs/maum_sysu.yaml``, ``configs/maum_regdb.yaml`` (paper), ``configs/maum_synthetic.yaml`` (CPU).
 """
 
 from vireid.methods.maum.losses import MAUMIdentity, MAUMUnidirectional
 from vireid.methods.maum.memory import ProxyQueue
 from vireid.methods.maum.model import MAUM
+from vireid.methods.maum.trainer import MAUMTrainer
 from vireid.methods.registry import Method, register_method
 
 METHOD = register_method(Method(
@@ -26,6 +29,7 @@ METHOD = register_method(Method(
     status="implemented, tested (losses vs hand-worked numbers, memory vs a plain queue, exact resume of the memories)",
     models={"maum": MAUM},
     losses={"maum_id": MAUMIdentity, "maum_metric": MAUMUnidirectional},
+    trainers={"maum": MAUMTrainer},
 ))
 
-__all__ = ["MAUM", "METHOD", "MAUMIdentity", "MAUMUnidirectional", "ProxyQueue"]
+__all__ = ["MAUM", "METHOD", "MAUMIdentity", "MAUMTrainer", "MAUMUnidirectional", "ProxyQueue"]

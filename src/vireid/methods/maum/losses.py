@@ -20,8 +20,9 @@ Reading of the seed's open points (METHODS.md §7 "Ambiguities"): the proxies ar
 iteration* once the warm-up is over ("after each iteration"), and the push happens in the loss's
 forward *before* the loss is computed, so the current (detached) proxies are always among the
 references; ``alpha = 16``, ``delta = 0.1``, ``S_RGB = S_IR = 10`` snapshots [UNSPEC]. During the
-warm-up (``warmup_steps`` calls, CE only) nothing is pushed and the metric is 0; after it the
-memories fill one snapshot per step and the metric uses the snapshots held so far.
+warm-up (CE only: the first ``warmup_epochs`` epochs, told by the ``maum`` trainer, and the first
+``warmup_steps`` calls) nothing is pushed and the metric is 0; after it the memories fill one
+snapshot per step and the metric uses the snapshots held so far.
 """
 
 from __future__ import annotations
@@ -128,8 +129,11 @@ class MAUMUnidirectional(nn.Module):
         alpha: scale factor (16 [UNSPEC]). delta: margin (0.1 [UNSPEC]).
         memory_rgb, memory_ir: ``S_RGB``, ``S_IR`` snapshots kept (10 [UNSPEC]); set them apart to
             rebalance the modalities (the paper's modality-imbalance setting).
-        warmup_steps: calls (optimiser steps) with the metric off and nothing pushed (the CE-only
-            warm-up; METHODS.md: 10 epochs).
+        warmup_epochs: epochs with the metric off and nothing pushed (the CE-only warm-up; METHODS.md:
+            10). Needs ``trainer: maum`` (:class:`~vireid.methods.maum.trainer.MAUMTrainer`), which
+            tells the loss the epoch at the start of every epoch, a resumed one included.
+        warmup_steps: calls (optimiser steps) with the metric off, counted by the loss itself (any
+            trainer); both warm-ups apply when both are set.
         feature: the feature compared with the proxies: ``"bn_features"`` (the classifiers' input,
             default) or ``"features"`` (the pooled feature before the BNNeck).
     """
@@ -137,23 +141,35 @@ class MAUMUnidirectional(nn.Module):
     num_calls: torch.Tensor
 
     def __init__(self, alpha: float = 16.0, delta: float = 0.1, memory_rgb: int = 10, memory_ir: int = 10,
-                 warmup_steps: int = 0, feature: str = "bn_features") -> None:
+                 warmup_epochs: int = 0, warmup_steps: int = 0, feature: str = "bn_features") -> None:
         super().__init__()
         if alpha <= 0:
             raise ValueError(f"maum_metric: alpha must be > 0, got {alpha}")
-        if warmup_steps < 0:
-            raise ValueError(f"maum_metric: warmup_steps must be >= 0, got {warmup_steps}")
+        if warmup_steps < 0 or warmup_epochs < 0:
+            raise ValueError(f"maum_metric: warmup_epochs and warmup_steps must be >= 0, got {warmup_epochs} "
+                             f"and {warmup_steps}")
         if feature not in ("bn_features", "features"):
             raise ValueError(f"maum_metric: feature must be 'bn_features' or 'features', got {feature!r}")
         self.alpha, self.delta = float(alpha), float(delta)
-        self.warmup_steps, self.feature = int(warmup_steps), feature
+        self.warmup_epochs, self.warmup_steps, self.feature = int(warmup_epochs), int(warmup_steps), feature
+        self.epoch: int | None = None  # 0-based, set by MAUMTrainer.on_epoch_start
         self.memory_rgb = ProxyQueue(memory_rgb)
         self.memory_ir = ProxyQueue(memory_ir)
         self.register_buffer("num_calls", torch.zeros((), dtype=torch.long))
 
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss the (0-based) epoch about to run (called by the ``maum`` trainer)."""
+        self.epoch = int(epoch)
+
     @property
     def warming_up(self) -> bool:
-        """True while the calls made so far are within the warm-up."""
+        """True within the warm-up: an epoch before ``warmup_epochs`` or a call up to ``warmup_steps``."""
+        if self.warmup_epochs:
+            if self.epoch is None:
+                raise ValueError("maum_metric: warmup_epochs needs the epoch; train with `trainer: maum` "
+                                 "(or use warmup_steps)")
+            if self.epoch < self.warmup_epochs:
+                return True
         return int(self.num_calls) <= self.warmup_steps
 
     def forward(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
@@ -172,5 +188,6 @@ class MAUMUnidirectional(nn.Module):
         return total
 
     def extra_repr(self) -> str:
-        return (f"alpha={self.alpha}, delta={self.delta}, warmup_steps={self.warmup_steps}, "
+        return (f"alpha={self.alpha}, delta={self.delta}, warmup_epochs={self.warmup_epochs}, "
+                f"warmup_steps={self.warmup_steps}, "
                 f"feature={self.feature!r}")
