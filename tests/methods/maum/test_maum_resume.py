@@ -12,6 +12,7 @@ import torch
 
 from vireid.config import config_from_dict
 from vireid.engine.interrupt import TrainingInterrupted
+from vireid.errors import ConfigError
 from vireid.engine.runtime import setup_runtime
 from vireid.engine.trainer import Trainer, trainer_class
 from vireid.methods.maum import MAUMTrainer, MAUMUnidirectional
@@ -82,7 +83,7 @@ def test_warmup_epochs_need_the_maum_trainer() -> None:
     out = ModelOutput(x, x, None, {"proxies_rgb": torch.randn(3, 4), "proxies_ir": torch.randn(3, 4)})
     batch = Batch(torch.zeros(2, 3, 4, 2), torch.tensor([0, 1]), torch.zeros(2, dtype=torch.long),
                   torch.tensor([0, 1]), torch.arange(2))
-    with pytest.raises(ValueError, match="warmup_epochs needs the epoch; train with `trainer: maum`"):
+    with pytest.raises(ConfigError, match="warmup_epochs needs the epoch; set the recipe's `trainer: maum`"):
         loss(out, batch)
     loss.set_epoch(1)
     assert loss(out, batch).item() == 0.0 and len(loss.memory_rgb) == 0

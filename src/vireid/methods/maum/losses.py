@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vireid.errors import ConfigError
 from vireid.losses.identity import cross_entropy_label_smooth
 from vireid.methods.maum.memory import ProxyQueue
 from vireid.types import Batch, Modality, ModelOutput
@@ -166,8 +167,8 @@ class MAUMUnidirectional(nn.Module):
         """True within the warm-up: an epoch before ``warmup_epochs`` or a call up to ``warmup_steps``."""
         if self.warmup_epochs:
             if self.epoch is None:
-                raise ValueError("maum_metric: warmup_epochs needs the epoch; train with `trainer: maum` "
-                                 "(or use warmup_steps)")
+                raise ConfigError("losses: maum_metric's warmup_epochs needs the epoch; set the recipe's "
+                                  "`trainer: maum` (or use warmup_steps)")
             if self.epoch < self.warmup_epochs:
                 return True
         return int(self.num_calls) <= self.warmup_steps
