@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -66,7 +67,7 @@ def test_train_rejects_unknown_keys_before_doing_work(tmp_path, capsys):
     assert "unknown config key model.params.gem; valid keys: arch, num_specific_stages" in capsys.readouterr().err
     recipe.write_text("model:\n  name: agw2\n")
     assert main(["train", "--config", str(recipe)]) == 2
-    assert "model.name: unknown model 'agw2'; valid: agw, baseline, mrda" in capsys.readouterr().err
+    assert re.search(r"model\.name: unknown model 'agw2'; valid: agw, baseline, (\w+, )*mrda", capsys.readouterr().err)
 
 
 def test_test_command_names_a_missing_run(tmp_path, capsys):
