@@ -210,3 +210,16 @@ def test_single_modality_dataset_trains_with_the_identity_sampler(extras: Path, 
     # cross-domain: the Market-trained model on the occluded set of the same world (its own protocol)
     assert main(["test", "--run", str(tmp_path / "run"), "--json", "--set", "data.dataset=occluded-reid",
                  "--set", f"data.root={extras / 'Occluded_REID'}"]) == 0
+
+
+def test_method_aux_declaration_is_checked_and_listed() -> None:
+    from vireid.methods import describe_methods
+
+    with pytest.raises(ValueError, match="requires_aux \\['pose'\\] must be data.aux keys"):
+        register_method(Method(name="bad_aux", paper="-", seed="-", requires_aux=("pose",)))
+    register_method(Method(name="aux_decl", paper="-", seed="-", requires_aux=("keypoints",), aux_policy="fallback"))
+    try:
+        row = next(m for m in describe_methods() if m["name"] == "aux_decl")
+        assert row["requires_aux"] == ["keypoints"] and row["aux_policy"] == "fallback"
+    finally:
+        unregister_method("aux_decl")
