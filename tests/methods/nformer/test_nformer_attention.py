@@ -102,25 +102,30 @@ def test_quota_takes_the_other_modality() -> None:
     cols, valid = reciprocal_candidates(reserved)
     assert int(((cols[0, 3] == 2) & valid[0, 3]).sum()) <= 1  # ... and it counts once
 @torch.no_grad()
-def test_block_chunked_equals_dense() -> None:
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_block_chunked_equals_dense(pre_norm: bool) -> None:
     """A whole block (LAA + RNS + FF) with chunked neighbour search equals the same block on one chunk and a dense
     reimplementation of its attention."""
     torch.manual_seed(2)
-    block = NFormerBlock(8, heads=2, landmarks=3, dropout=0.0).double().eval()
+    block = NFormerBlock(8, heads=2, landmarks=3, dropout=0.0, pre_norm=pre_norm).double().eval()
     x = torch.randn(30, 8, dtype=torch.float64)
     lm = torch.tensor([3, 11, 20])
     a = block(x, topk=5, landmarks=lm, chunk_size=7)
     b = block(x, topk=5, landmarks=lm, chunk_size=1000)
     torch.testing.assert_close(a, b)
-    q, k, v = block.split(x)
+    q, k, v = block.split(block.ln1(x) if pre_norm else x)
     heads = []
     for hd in range(2):
         q_t, k_t = landmark_factors(q[hd:hd + 1], k[hd:hd + 1], lm)
         att = (q_t[0] @ k_t[0].T) / math.sqrt(4)
         heads.append(dense_rns(att, v[hd], 5)[1])
     att_out = torch.cat(heads, dim=1)  # (N, d)
-    h = block.ln1(x + block.proj(att_out))
-    torch.testing.assert_close(a, block.ln2(h + block.ff(h)))
+    if pre_norm:
+        h = x + block.proj(att_out)
+        torch.testing.assert_close(a, h + block.ff(block.ln2(h)))
+    else:
+        h = block.ln1(x + block.proj(att_out))
+        torch.testing.assert_close(a, block.ln2(h + block.ff(h)))
 
 
 @pytest.mark.parametrize("neighbours", ["affinity", "input"])

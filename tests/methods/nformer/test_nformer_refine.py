@@ -25,7 +25,7 @@ def dense_encoder(model: NFormerNet, z: torch.Tensor, modality: torch.Tensor, la
     (top k - quota overall + top quota of the other modality), M = M^k * M^k^T with M_ii = 1, masked
     softmax, then the block's residual/LayerNorm/FF and the BNNeck; L2-normalised output."""
     enc = model.nformer
-    x = enc.proj(F.normalize(z, dim=1))
+    x = enc.proj(F.normalize(z, dim=1) * math.sqrt(z.shape[1]))  # unit rows scaled by sqrt(D)
     n = x.shape[0]
     for block, lm in zip(enc.blocks, landmarks):
         q, kk, v = block.split(x)
@@ -119,3 +119,16 @@ def test_run_binding_and_errors(tmp_path: Path) -> None:
         list(nformer_stream(np.ones((2, 4)), np.ones((3, 4)), run=str(tmp_path)))
     with pytest.raises(ConfigError, match="cross_modal_quota must be an integer >= 0"):
         build_reranker("nformer", cross_modal_quota=-1)
+
+
+def test_encoder_identity_by_hand() -> None:
+    from vireid.methods.nformer.losses import EncoderIdentity
+    from vireid.types import Batch, ModelOutput
+
+    b = Batch(images=torch.zeros(2, 3, 2, 2), pids=torch.tensor([0, 1]), camids=torch.zeros(2, dtype=torch.long),
+              modality=torch.tensor([0, 1]), index=torch.arange(2))
+    logits = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
+    out = ModelOutput(features=logits, bn_features=logits, extras={"encoder_logits": logits})
+    assert float(EncoderIdentity(epsilon=0.0)(out, b)) == pytest.approx((-math.log(0.75) + math.log(2.0)) / 2)
+    with pytest.raises(ValueError, match="no extras\\['encoder_logits'\\]"):
+        EncoderIdentity()(ModelOutput(features=logits, bn_features=logits), b)

@@ -49,7 +49,7 @@ class NFormerNet(nn.Module):
     Args:
         num_classes: training identities (0 = no classifiers).
         arch, num_specific_stages, last_stride, pretrained, gem_p: the CNN (as AGW's backbone).
-        dim, blocks, heads, landmarks, topk, neighbours, cross_modal_quota, dropout: the NFormer
+        dim, blocks, heads, landmarks, topk, neighbours, cross_modal_quota, dropout, pre_norm: the NFormer
             (:class:`~vireid.methods.nformer.blocks.NFormerEncoder`).
     """
 
@@ -70,6 +70,7 @@ class NFormerNet(nn.Module):
         neighbours: Literal["affinity", "input"] = "affinity",
         cross_modal_quota: int = 0,
         dropout: float = 0.1,
+        pre_norm: bool = False,
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
@@ -79,7 +80,8 @@ class NFormerNet(nn.Module):
         channels = self.backbone.out_channels
         self.head = ReIDHead(channels, num_classes, GeM(gem_p))
         self.nformer = NFormerEncoder(channels, dim=dim, blocks=blocks, heads=heads, landmarks=landmarks, topk=topk,
-                                      neighbours=neighbours, cross_modal_quota=cross_modal_quota, dropout=dropout)
+                                      neighbours=neighbours, cross_modal_quota=cross_modal_quota, dropout=dropout,
+                                      pre_norm=pre_norm)
         self.classifier: nn.Linear | None = None
         if num_classes > 0:
             self.classifier = nn.Linear(dim, num_classes, bias=False)
