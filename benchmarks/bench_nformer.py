@@ -43,7 +43,7 @@ def dense_refine(model, z, modality, landmarks, k):  # noqa: ANN001, ANN201  (be
     n = x.shape[0]
     eye = torch.eye(n, dtype=torch.bool)
     for block, lm in zip(enc.blocks, landmarks):
-        q, kk, v = block.split(x)
+        q, kk, v = block.split(block.ln1(x) if block.pre_norm else x)
         q_t, k_t = landmark_factors(q, kk, lm)
         a = q_t @ k_t.transpose(1, 2) / math.sqrt(q.shape[-1])  # (h, N, N)
         mk = torch.zeros_like(a, dtype=torch.bool).scatter_(2, a.topk(k, dim=2).indices, True)
@@ -51,9 +51,13 @@ def dense_refine(model, z, modality, landmarks, k):  # noqa: ANN001, ANN201  (be
         w = torch.softmax(a.masked_fill(~m, float("-inf")), dim=2)  # (h, N, N)
         att = (w @ v).permute(1, 0, 2).reshape(n, -1)
         del a, mk, m, w
-        h = block.ln1(x + block.proj(att))
-        x = block.ln2(h + block.ff(h))
-    return F.normalize(enc.bnneck(x), dim=1)
+        if block.pre_norm:
+            h = x + block.proj(att)
+            x = h + block.ff(block.ln2(h))
+        else:
+            h = block.ln1(x + block.proj(att))
+            x = block.ln2(h + block.ff(h))
+    return F.normalize(enc.bnneck(enc.final_norm(x)), dim=1)
 
 
 def child(n: int, impl: str, threads: int) -> dict:

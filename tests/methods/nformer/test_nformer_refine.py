@@ -28,7 +28,7 @@ def dense_encoder(model: NFormerNet, z: torch.Tensor, modality: torch.Tensor, la
     x = enc.proj(F.normalize(z, dim=1) * math.sqrt(z.shape[1]))  # unit rows scaled by sqrt(D)
     n = x.shape[0]
     for block, lm in zip(enc.blocks, landmarks):
-        q, kk, v = block.split(x)
+        q, kk, v = block.split(block.ln1(x) if block.pre_norm else x)
         heads = []
         for h in range(q.shape[0]):
             q_t, k_t = landmark_factors(q[h:h + 1], kk[h:h + 1], lm)
@@ -44,15 +44,20 @@ def dense_encoder(model: NFormerNet, z: torch.Tensor, modality: torch.Tensor, la
             w = torch.softmax(a.masked_fill(~m, float("-inf")), dim=1)
             heads.append(w @ v[h])
         att = torch.cat(heads, dim=1)
-        hh = block.ln1(x + block.proj(att))
-        x = block.ln2(hh + block.ff(hh))
-    return F.normalize(enc.bnneck(x), dim=1)
+        if block.pre_norm:
+            hh = x + block.proj(att)
+            x = hh + block.ff(block.ln2(hh))
+        else:
+            hh = block.ln1(x + block.proj(att))
+            x = block.ln2(hh + block.ff(hh))
+    return F.normalize(enc.bnneck(enc.final_norm(x)), dim=1)
 
 
-@pytest.fixture
-def model() -> NFormerNet:
+@pytest.fixture(params=[False, True], ids=["post-LN", "pre-LN"])
+def model(request: pytest.FixtureRequest) -> NFormerNet:
     torch.manual_seed(0)
-    net = NFormerNet(6, arch="resnet18", dim=16, blocks=2, heads=2, landmarks=3, topk=4, dropout=0.0)
+    net = NFormerNet(6, arch="resnet18", dim=16, blocks=2, heads=2, landmarks=3, topk=4, dropout=0.0,
+                     pre_norm=request.param)
     net.nformer.double()
     return net.eval()
 
