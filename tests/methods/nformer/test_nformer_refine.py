@@ -99,10 +99,10 @@ def test_model_contract_and_gradients() -> None:
     net = NFormerNet(3, arch="resnet18", dim=32, blocks=1, heads=2, landmarks=2, topk=3, cross_modal_quota=1)
     images, modality = torch.randn(8, 3, 32, 16), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     out = net(images, modality)
-    assert out.features.shape == (8, 32) and out.logits.shape == (8, 3)
-    assert out.extras["encoder_features"].shape == (8, 512) and out.extras["encoder_logits"].shape == (8, 3)
-    loss = out.logits.logsumexp(1).sum() + out.features.pow(2).sum() + out.extras["encoder_logits"].logsumexp(1).sum() \
-        + out.extras["encoder_features"].pow(2).sum()
+    assert out.features.shape == (8, 512) and out.logits.shape == (8, 3)
+    assert out.extras["refined_features"].shape == (8, 32) and out.extras["refined_logits"].shape == (8, 3)
+    loss = out.logits.logsumexp(1).sum() + out.features.pow(2).sum() + out.extras["refined_logits"].logsumexp(1).sum() \
+        + out.extras["refined_features"].pow(2).sum()
     loss.backward()
     missing = [n for n, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
     assert missing == []
@@ -126,14 +126,14 @@ def test_run_binding_and_errors(tmp_path: Path) -> None:
         build_reranker("nformer", cross_modal_quota=-1)
 
 
-def test_encoder_identity_by_hand() -> None:
-    from vireid.methods.nformer.losses import EncoderIdentity
+def test_refined_identity_by_hand() -> None:
+    from vireid.methods.nformer.losses import RefinedIdentity
     from vireid.types import Batch, ModelOutput
 
     b = Batch(images=torch.zeros(2, 3, 2, 2), pids=torch.tensor([0, 1]), camids=torch.zeros(2, dtype=torch.long),
               modality=torch.tensor([0, 1]), index=torch.arange(2))
     logits = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
-    out = ModelOutput(features=logits, bn_features=logits, extras={"encoder_logits": logits})
-    assert float(EncoderIdentity(epsilon=0.0)(out, b)) == pytest.approx((-math.log(0.75) + math.log(2.0)) / 2)
-    with pytest.raises(ValueError, match="no extras\\['encoder_logits'\\]"):
-        EncoderIdentity()(ModelOutput(features=logits, bn_features=logits), b)
+    out = ModelOutput(features=logits, bn_features=logits, extras={"refined_logits": logits})
+    assert float(RefinedIdentity(epsilon=0.0)(out, b)) == pytest.approx((-math.log(0.75) + math.log(2.0)) / 2)
+    with pytest.raises(ValueError, match="no extras\\['refined_logits'\\]"):
+        RefinedIdentity()(ModelOutput(features=logits, bn_features=logits), b)

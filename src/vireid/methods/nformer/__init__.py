@@ -5,9 +5,9 @@ CVPR 2022 (seeds/001 §3; METHODS.md §8).
   §3.3), chunked over rows on sparse neighbour lists; where the public code differs and which
   reading is the default.
 - :mod:`.blocks`: NFormer blocks and the encoder (projection -> blocks -> BNNeck).
-- :mod:`.model`: ``nformer``, CNN embedding + NFormer over the batch (training) / the CNN
-  embedding alone (eval mode).
-- :mod:`.losses`: ``nformer_encoder_id``, the CNN embedding's identity loss.
+- :mod:`.model`: ``nformer``, the CNN embedding (train and eval) + the NFormer over the batch
+  (training, in ``extras``).
+- :mod:`.losses`: ``nformer_refined_id``, the refined features' identity loss.
 - :mod:`.refine`: the test-time joint refinement of query + gallery, re-ranker ``nformer``
   (``vireid test --run D --rerank nformer``; flags ``--nformer-topk``, ``--nformer-landmarks``,
   ``--nformer-quota``, ``--nformer-seed``, ``--nformer-run``, ``--nformer-checkpoint``).
@@ -15,7 +15,7 @@ CVPR 2022 (seeds/001 §3; METHODS.md §8).
   ``configs/nformer_synthetic.yaml`` (CPU).
 """
 
-from vireid.methods.nformer.losses import EncoderIdentity
+from vireid.methods.nformer.losses import RefinedIdentity
 from vireid.methods.nformer.model import NFormerNet
 from vireid.methods.nformer.refine import RECORDED, nformer_stream, refine_features
 from vireid.methods.registry import Method, register_method
@@ -29,7 +29,7 @@ METHOD = register_method(Method(
     recipes=("nformer_sysu.yaml", "nformer_regdb.yaml", "nformer_synthetic.yaml"),
     status="implemented, tested (LAA, RNS, chunked = dense refinement); trained on synthetic data, see README",
     models={"nformer": NFormerNet},
-    losses={"nformer_encoder_id": EncoderIdentity},
+    losses={"nformer_refined_id": RefinedIdentity},
     rerankers={"nformer": (nformer_stream, RECORDED)},
 ))
 
@@ -45,4 +45,4 @@ for _dest, _key, _kind, _metavar, _text in (
 ):
     register_rerank_flag(_dest, "nformer", _key, _kind, _metavar, _text)
 
-__all__ = ["METHOD", "EncoderIdentity", "NFormerNet", "nformer_stream", "refine_features"]
+__all__ = ["METHOD", "RefinedIdentity", "NFormerNet", "nformer_stream", "refine_features"]

@@ -36,15 +36,14 @@ __all__ = ["NFormerNet"]
 class NFormerNet(nn.Module):
     """Two-stream ResNet -> GeM -> BNNeck (the CNN embedding) -> NFormer encoder -> classifier.
 
-    ``forward(images (B, 3, H, W), modality (B,))`` returns a :class:`ModelOutput`:
-
-    * training mode: the batch's B embeddings are refined jointly. ``features`` = refined (B, d)
-      [triplet], ``bn_features`` = after the NFormer's BNNeck (B, d), ``logits`` (B, N) of the
-      NFormer classifier; ``extras``: ``"encoder_features"`` (B, C) CNN embedding before its BNNeck,
-      ``"encoder_bn_features"`` (B, C) after it, ``"encoder_logits"`` (B, N) [the CNN's own ID +
-      triplet losses, :class:`~vireid.methods.nformer.losses.EncoderIdentity`].
-    * eval mode: ``features``/``bn_features``/``logits`` = the CNN embedding before/after its BNNeck
-      and its logits (retrieval without refinement); refinement is the test-time option.
+    ``forward(images (B, 3, H, W), modality (B,))`` returns a :class:`ModelOutput` whose fields are the
+    CNN embedding in train and eval mode alike: ``features`` (B, C) GeM feature before the BNNeck,
+    ``bn_features`` (B, C) after it [retrieval without refinement], ``logits`` (B, N) of its classifier.
+    In training mode the batch's B embeddings are also refined jointly and ``extras`` holds
+    ``"refined_features"`` (B, d) [triplet], ``"refined_bn_features"`` (B, d) after the NFormer's
+    BNNeck and ``"refined_logits"`` (B, N) of the NFormer classifier
+    [:class:`~vireid.methods.nformer.losses.RefinedIdentity`]. One image cannot be refined alone, so
+    eval mode returns no extras; refinement is the test-time option.
 
     Args:
         num_classes: training identities (0 = no classifiers).
@@ -92,15 +91,14 @@ class NFormerNet(nn.Module):
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> ModelOutput:
         """(B, 3, H, W) normalised images, (B,) modality labels -> ModelOutput (see the class docs)."""
-        enc = self.head(self.backbone(images, modality))  # (B, C) features / bn_features
+        out = self.head(self.backbone(images, modality))  # (B, C) features / bn_features, (B, N) logits
         if not self.training:
-            return enc
-        refined, refined_bn = self.nformer(enc.bn_features, modality)  # (B, d) each
-        logits = self.classifier(refined_bn) if self.classifier is not None else None  # (B, N)
-        extras = {"encoder_features": enc.features, "encoder_bn_features": enc.bn_features}
-        if enc.logits is not None:
-            extras["encoder_logits"] = enc.logits
-        return ModelOutput(features=refined, bn_features=refined_bn, logits=logits, extras=extras)
+            return out
+        refined, refined_bn = self.nformer(out.bn_features, modality)  # (B, d) each
+        out.extras.update(refined_features=refined, refined_bn_features=refined_bn)
+        if self.classifier is not None:
+            out.extras["refined_logits"] = self.classifier(refined_bn)  # (B, N)
+        return out
 
     @torch.no_grad()
     def refine(self, embeddings: torch.Tensor, modality: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
