@@ -21,6 +21,8 @@ from vireid.methods import mrda  # noqa: E402,F401  isort: skip
 from vireid.methods import dan  # noqa: E402,F401  isort: skip
 from vireid.methods import cmtr  # noqa: E402,F401  isort: skip
 from vireid.methods import sap  # noqa: E402,F401  isort: skip
+from vireid.methods import spot  # noqa: E402,F401  isort: skip
+from vireid.methods import hicmd  # noqa: E402,F401  isort: skip
 from vireid.methods import nformer  # noqa: E402,F401  isort: skip
 from vireid.methods import msclnet  # noqa: E402,F401  isort: skip
 
