@@ -22,6 +22,7 @@ NOT_EXPORTABLE: dict[str, str] = {
 NOT_CHECKED: dict[str, str] = {
     "msclnet": "eval mode is a two-stream ResNet + GeM + BNNeck like agw, but no ONNX parity test has been run",
     "nformer": "eval mode (the CNN embedding) as agw; the test-time refinement needs the whole set, never exported",
+    "hicmd": "landed on main without an entry here (this test failed on main); its owner should check its export",
 }
 
 
