@@ -73,6 +73,9 @@ TINY_VIT: dict = TINY_MODELS["vit"]
 # model name -> tiny constructor kwargs for the models that are not two-stream ResNets (the generic model
 # tests use {"arch": "resnet18"} for the others)
 TINY_PER_MODEL: dict[str, dict] = {"vit": TINY_VIT, "cmtr": TINY_VIT, "sap": TINY_VIT}
+# SPOT (two-stream ResNet-18 + a small structure branch); without heatmaps it runs on its uniform fallback
+TINY_PER_MODEL["spot"] = {"arch": "resnet18", "structure_channels": 16, "relation_hidden": 8, "qk_channels": 8,
+                          "parts": 3, "tpi_heads": 4}
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,10 @@ from vireid.retrieval.export import ExportError, ExportableEmbedding, export_onn
 from vireid.retrieval.preprocess import Preprocessing
 
 EXPORTED = ("agw", "baseline", "cmtr", "mrda", "sap", "vit")  # each trained tiny (tests/conftest.py TINY_MODELS) and checked below
-# registered models that cannot be exported, with the reason (none today)
-NOT_EXPORTABLE: dict[str, str] = {}
+# registered models that cannot be exported, with the reason
+NOT_EXPORTABLE: dict[str, str] = {
+    "spot": "reads keypoint heatmaps (aux_inputs); the exported graph takes images and modality only",
+}
 
 
 def test_every_registered_model_is_covered(tiny_model_params):
@@ -132,3 +134,11 @@ def test_onnx_without_vireid_metadata_is_refused(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(ExportError, match="is not a loadable ONNX model"):
         vireid.load(tmp_path / "junk.onnx")
+
+
+@pytest.mark.parametrize("name", sorted(NOT_EXPORTABLE))
+def test_a_model_that_cannot_be_exported_says_why(name, tiny_model_kwargs):
+    model = create_model(name, num_classes=0, **tiny_model_kwargs.get(name, {"arch": "resnet18"}))
+    assert why_not_exportable(model) is not None
+    with pytest.raises(ExportError, match="cannot export"):
+        ExportableEmbedding(model)
