@@ -43,6 +43,8 @@ TINY_MODELS: dict[str, dict] = {
     "agw": {"arch": "resnet18", "non_local": False},
     "baseline": {"arch": "resnet18"},
     "mrda": {"arch": "resnet18", "dam_qk_channels": 32},
+    "maum": {"arch": "resnet18"},
+    "cmlsp": {"arch": "resnet18", "non_local": False, "stripes": 4, "local_dim": 16},
     "vit": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
     "cmtr": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
     "sap": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from vireid.engine.runtime import runtime_from_config
     from vireid.evaluation.protocols import format_table
     from vireid.rerank import reranker_from_args
+    from vireid.rerank.registry import bind_run
     from vireid.utils.io import atomic_write_json
 
     cfg = load_run_config(args.run, args.overrides)
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         raise ConfigError("\n".join(errors))
     distance_fn, rerank_settings = reranker_from_args(args)
+    bind_run(distance_fn, rerank_settings, args.run, args.checkpoint)  # a refiner reading the run's model (nformer)
     if args.report is not None:  # one evaluation feeds the table and the report
         from pathlib import Path
 
