@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a trained run's embedding model to ONNX (preprocessing in its metadata)"),
     "index": ("index", "build, search, add to or delete from a gallery index (FAISS or Milvus + SQLite)"),
     "serve": ("serve", "serve a gallery index: search API (FastAPI) and web page"),
+    "prepare-cuhk03": ("prepare_cuhk03", "extract the images of the original cuhk-03.mat (HDF5) for CUHK03-NP"),
 }
 
 

@@ -84,6 +84,31 @@ def _legacy_caj(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+class AuxConfig(Section):
+    """Auxiliary inputs loaded beside every image into ``Batch.aux`` (:mod:`vireid.data.aux_dataset`),
+    keyed by the image's dataset-relative path. A model class that declares ``aux_inputs`` is called
+    ``model(images, modality, aux=batch.aux)``; every other model ignores them."""
+
+    keypoints: str | None = None
+    """COCO keypoints JSON (17 joints ``[x, y, v]``) from any pose estimator: ``aux.keypoints`` and
+    ``aux.heatmaps`` (17, H/stride, W/stride)."""
+    parsing: str | None = None
+    """Folder of single-channel label PNGs at ``FOLDER/<relpath with .png>``: ``aux.parsing`` (H, W)."""
+    parsing_labels: Literal["atr", "lip"] = "atr"
+    """Label ids of the parsing PNGs (for the left/right swap of a flip)."""
+    captions: str | None = None
+    """CUHK-PEDES-form captions JSON: ``aux.tokens`` (caption_length,) word ids of one caption."""
+    caption_length: int = Field(64, ge=1)
+    heatmap_stride: int = Field(4, ge=1)
+    missing: Literal["error", "empty"] = "error"
+    """An image without a keypoint/parsing entry: an error naming the file, or ``empty`` (an all-invisible
+    skeleton / all-background map, counted and logged: the fallback of methods that define one)."""
+
+    @property
+    def enabled(self) -> bool:
+        return any(v is not None for v in (self.keypoints, self.parsing, self.captions))
+
+
 class DataConfig(DatasetSource):
     """Which dataset to train on and how batches are built (AGW recipe defaults)."""
 
@@ -114,6 +139,8 @@ class DataConfig(DatasetSource):
     per modality (small datasets, where a sixth of the identities is too many to lose)."""
     batches_per_epoch: int | None = Field(None, ge=1)
     """Cap on batches per epoch (None: the sampler's default)."""
+    aux: AuxConfig = Field(default_factory=AuxConfig)
+    """Auxiliary inputs (keypoints, parsing maps, caption tokens) that travel with the batch."""
 
     @model_validator(mode="before")
     @classmethod
@@ -206,6 +233,9 @@ class TrainConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    trainer: str = "default"
+    """Registered trainer (:data:`vireid.engine.trainer.TRAINERS`): ``default``, or a method's subclass
+    that changes what a step optimises through the trainer's public hooks."""
     output_dir: str = "runs"
     name: str = "run"
 
@@ -237,6 +267,11 @@ class TrainConfig(Section):
         check(BATCH_AUGMENTS, self.data.batch_augment, self.data.batch_augment_params, "data.batch_augment_params",
               "data.batch_augment")
         errors += dataset_errors(self.data, self.eval.protocol, "data", "eval.protocol")
+        from vireid.registry import TRAINERS
+
+        if self.trainer != "default" and self.trainer not in TRAINERS:
+            valid = ", ".join(sorted({"default", *TRAINERS.names()}))
+            errors.append(f"trainer: unknown trainer {self.trainer!r}; valid: {valid}")
         return errors
 
 

@@ -194,3 +194,8 @@ def format_validation_errors(exc: Any, prefix: str = "") -> list[str]:
             got = "" if isinstance(err.get("input"), dict) else f", got {err.get('input')!r}"
             lines.append(f"{key}: {msg[0].lower() + msg[1:]}{got}")
     return lines
+
+
+TRAINERS: Registry[Any] = Registry("trainer")
+"""Trainer subclasses of methods (config key ``trainer``); ``default`` is
+:class:`vireid.engine.trainer.Trainer`. Filled by :func:`vireid.methods.registry.register_method`."""

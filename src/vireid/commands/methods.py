@@ -23,5 +23,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  recipes: {', '.join('configs/' + r for r in m['recipes']) or '-'}")
         parts = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in m["parts"].items())
         print(f"  parts: {parts or '-'}" + (f"; commands: {', '.join(m['commands'])}" if m["commands"] else ""))
+        if m["requires_aux"]:
+            print(f"  auxiliary inputs: {', '.join(m['requires_aux'])} (data.aux; missing entries: {m['aux_policy']})")
         print(f"  status: {m['status']}")
     return 0

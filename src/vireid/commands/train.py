@@ -30,11 +30,11 @@ def run(args: argparse.Namespace) -> int:
         print(dump_config(cfg), end="")
         return 0
     from vireid.engine.runtime import runtime_from_config
-    from vireid.engine.trainer import Trainer
+    from vireid.engine.trainer import trainer_class
 
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.output_dir) / cfg.name
     with locked_run_dir(run_dir, args.resume) as last, runtime_from_config(cfg.runtime) as runtime:
-        trainer = Trainer(cfg, run_dir, runtime, progress=TqdmProgress)  # one writer per run folder
+        trainer = trainer_class(cfg)(cfg, run_dir, runtime, progress=TqdmProgress)  # one writer per run folder
         if args.resume:
             trainer.resume(last)
         summary = trainer.fit()

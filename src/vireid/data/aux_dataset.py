@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,12 +58,16 @@ class AuxImageDataset(Dataset):
     def __init__(self, samples: Sequence[Sample], height: int, width: int, *, train: bool = False,
                  keypoints: KeypointSidecar | None = None, parsing: ParsingSidecar | None = None,
                  captions: CaptionSidecar | None = None, vocab: Vocabulary | None = None, caption_length: int = 64,
-                 heatmap_stride: int = 4, seed: int = 0) -> None:
+                 heatmap_stride: int = 4, seed: int = 0, pid_map: Mapping[int, int] | None = None,
+                 padding: int = 10, flip: bool = True) -> None:
         if captions is not None and vocab is None:
             raise ValueError("captions need a vocab (Vocabulary.build over the training captions)")
         self.samples, self.height, self.width, self.train = list(samples), height, width, train
         self.keypoints, self.parsing, self.captions, self.vocab = keypoints, parsing, captions, vocab
         self.caption_length, self.heatmap_stride, self.seed, self.epoch = caption_length, heatmap_stride, seed, 0
+        self.pid_map = None if pid_map is None else {int(k): int(v) for k, v in pid_map.items()}
+        self.padding, self.flip_p = int(padding), 0.5 if flip else 0.0
+        self.collate = collate_aux
         self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
@@ -91,8 +95,8 @@ class AuxImageDataset(Dataset):
         s = self.samples[index]
         g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
         view = self.load(index)
-        view = (random_train_view(view, self.height, self.width, g) if self.train
-                else resize(view, self.height, self.width))
+        view = (random_train_view(view, self.height, self.width, g, padding=self.padding, flip_p=self.flip_p)
+                if self.train else resize(view, self.height, self.width))
         image = torch.from_numpy(view.image.copy()).permute(2, 0, 1).float().div(255.0)  # (3, H, W)
         aux: dict[str, torch.Tensor] = {}
         if view.keypoints is not None:
@@ -105,7 +109,8 @@ class AuxImageDataset(Dataset):
             k = int(torch.randint(len(caps), (), generator=g)) if self.train else 0
             aux["tokens"] = self.vocab.encode(caps[k], self.caption_length)  # (L,)
             aux["caption_index"] = torch.tensor(k)
-        return (image - self.mean) / self.std, s.pid, s.camid, int(s.modality), index, aux
+        pid = s.pid if self.pid_map is None else self.pid_map[int(s.pid)]
+        return (image - self.mean) / self.std, pid, s.camid, int(s.modality), index, aux
 
 
 def collate_aux(items: Sequence[tuple[torch.Tensor, int, int, int, int, dict[str, torch.Tensor]]]) -> Batch:
@@ -118,3 +123,22 @@ def collate_aux(items: Sequence[tuple[torch.Tensor, int, int, int, int, dict[str
     return Batch(torch.stack([it[0] for it in items]), torch.tensor([it[1] for it in items]),
                  torch.tensor([it[2] for it in items]), torch.tensor([it[3] for it in items]),
                  torch.tensor([it[4] for it in items]), aux)
+
+
+def build_aux_dataset(samples: Sequence[Sample], data_cfg: Any, *, train: bool,
+                      pid_map: Mapping[int, int] | None = None, seed: int = 0) -> AuxImageDataset:
+    """The :class:`AuxImageDataset` of ``samples`` with the sidecars of ``data_cfg.aux``
+    (:class:`vireid.config.AuxConfig`): the training view (pad ``data.pad``, crop, flip when ``data.flip``)
+    moves the image and its maps together; testing only resizes. Captions are read for training only
+    (the vocabulary is built over the captions of ``samples``); image embeddings at test time need none."""
+    aux = data_cfg.aux
+    keypoints = KeypointSidecar(aux.keypoints, missing=aux.missing) if aux.keypoints else None
+    parsing = ParsingSidecar(aux.parsing, labels=aux.parsing_labels, missing=aux.missing) if aux.parsing else None
+    captions = vocab = None
+    if aux.captions and train:
+        captions = CaptionSidecar(aux.captions)
+        vocab = Vocabulary.build(c for s in samples for c in captions.get(s.relpath))
+    return AuxImageDataset(samples, data_cfg.height, data_cfg.width, train=train, keypoints=keypoints,
+                           parsing=parsing, captions=captions, vocab=vocab, caption_length=aux.caption_length,
+                           heatmap_stride=aux.heatmap_stride, seed=seed, pid_map=pid_map, padding=data_cfg.pad,
+                           flip=data_cfg.flip)

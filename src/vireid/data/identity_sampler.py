@@ -29,18 +29,25 @@ class IdentitySampler:
 
     Identities with fewer than ``min_images`` images are skipped. The plan of epoch ``e`` is a pure
     function of ``(seed, e)``; each epoch draws every eligible identity once per round of a fresh
-    permutation. ``batches_per_epoch`` defaults to ``#images // (P * K)`` (at least 1).
+    permutation. ``batches_per_epoch`` defaults to ``#images // (P * K * num_replicas)`` (at least 1).
+    Under DDP every rank computes the same plan of ``batches_per_epoch * num_replicas`` batches and
+    takes every ``num_replicas``-th from ``rank`` (each rank steps ``batches_per_epoch`` times).
     """
 
     def __init__(self, pids: Sequence[int], num_ids: int, num_instances: int, *, seed: int = 0,
-                 batches_per_epoch: int | None = None, min_images: int = 1) -> None:
+                 batches_per_epoch: int | None = None, min_images: int = 1, num_replicas: int = 1,
+                 rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, num_replicas={num_replicas})")
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         pids_arr = np.asarray(list(pids), dtype=np.int64)
         self._ids = sorted(int(p) for p in np.unique(pids_arr) if (pids_arr == p).sum() >= min_images)
         if len(self._ids) < num_ids:
             raise ValueError(f"IdentitySampler needs at least num_ids={num_ids} identities, found {len(self._ids)}")
         self._members = [np.flatnonzero(pids_arr == p) for p in self._ids]
         self.num_ids, self.num_instances, self.seed, self.epoch = int(num_ids), int(num_instances), int(seed), 0
-        self.batches_per_epoch = batches_per_epoch or max(1, len(pids_arr) // (num_ids * num_instances))
+        self.batches_per_epoch = batches_per_epoch or max(
+            1, len(pids_arr) // (num_ids * num_instances * self.num_replicas))
 
     @property
     def batch_size(self) -> int:
@@ -53,10 +60,15 @@ class IdentitySampler:
         return self.batches_per_epoch
 
     def plan(self, epoch: int | None = None) -> list[list[int]]:
+        """This rank's batches of the epoch (dataset indices)."""
+        return self.global_plan(epoch)[self.rank::self.num_replicas]
+
+    def global_plan(self, epoch: int | None = None) -> list[list[int]]:
+        """Every rank's batches of the epoch, interleaved (rank r takes batches r, r + R, ...)."""
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch)])
         queue: list[int] = []
         batches = []
-        for _ in range(self.batches_per_epoch):
+        for _ in range(self.batches_per_epoch * self.num_replicas):
             if len(queue) < self.num_ids:
                 queue.extend(rng.permutation(len(self._ids)).tolist())
             chosen, queue = queue[:self.num_ids], queue[self.num_ids:]

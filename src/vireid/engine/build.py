@@ -59,33 +59,43 @@ def check_eval_protocol(dataset, settings: dict[str, Any], where: str = "eval.pr
         raise ConfigError("\n".join(errors))
 
 
+def _cross_modal(samples: list[Sample]) -> bool:
+    mods = {int(s.modality) for s in samples}
+    return {int(Modality.VISIBLE), int(Modality.INFRARED)} <= mods
+
+
 def split_train_val(samples: list[Sample], val_fraction: float, seed: int,
                     by: str = "identities") -> tuple[list[Sample], list[Sample]]:
     """Hold out a seeded fraction of the training data for model selection (``data.val_split``).
 
-    ``by="identities"``: a fraction of the identities. Only identities with both visible and
-    infrared images are eligible, so the validation protocol (infrared queries vs visible gallery)
-    always has matches. ``by="images"``: every identity stays in training; of each identity with
-    at least 2 images in both modalities, ``val_fraction`` of its images per modality (at least one,
+    ``by="identities"``: a fraction of the identities. Only identities the validation protocol can
+    match are eligible: with visible and infrared images (infrared queries vs visible gallery), or,
+    for a single-modality dataset, with images from 2 or more cameras (every image against the
+    others, same identity and camera removed). ``by="images"``: every identity stays in training;
+    of each identity with 2 or more images in each of 2 groups (its two modalities; for a
+    single-modality dataset, its cameras), ``val_fraction`` of each group's images (at least one,
     never all) are held out. The test set is never touched.
     """
     if val_fraction <= 0:
         return list(samples), []
+    cross = _cross_modal(samples)
     if by == "images":
-        return _split_by_images(samples, val_fraction, seed)
+        return _split_by_images(samples, val_fraction, seed, cross)
     if by != "identities":
         raise ConfigError(f"data.val_split must be 'identities' or 'images', got {by!r}")
-    mods: dict[int, set[int]] = {}
+    groups: dict[int, set[int]] = {}
     for s in samples:
-        mods.setdefault(s.pid, set()).add(int(s.modality))
-    eligible = sorted(pid for pid, m in mods.items() if len(m) == 2)
-    n_val = max(2, int(round(val_fraction * len(mods))))
+        groups.setdefault(s.pid, set()).add(int(s.modality) if cross else int(s.camid))
+    eligible = sorted(pid for pid, g in groups.items() if len(g) >= 2)
+    n_val = max(2, int(round(val_fraction * len(groups))))
     if len(eligible) - n_val < 2:
+        what = "have both modalities" if cross else "have images from 2 or more cameras"
         raise ConfigError(
             f"data.val_fraction={val_fraction} leaves fewer than 2 training identities "
-            f"({len(eligible)} identities have both modalities)"
+            f"({len(eligible)} identities {what})"
         )
-    val_ids = set(random.Random(seed).sample(eligible, n_val))
+    rng = random.Random(seed)
+    val_ids = set(rng.sample(eligible, n_val))
     train = [s for s in samples if s.pid not in val_ids]
     val = [s for s in samples if s.pid in val_ids]
     return train, val
@@ -98,21 +108,26 @@ def build_augments(cfg: DataConfig) -> list:
     return [AUGMENTATIONS.build(a.name, **a.params) for a in cfg.augment]
 
 
-def _split_by_images(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+def _split_by_images(samples: list[Sample], val_fraction: float, seed: int,
+                     cross: bool = True) -> tuple[list[Sample], list[Sample]]:
     groups: dict[tuple[int, int], list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault((s.pid, int(s.modality)), []).append(i)
+        groups.setdefault((s.pid, int(s.modality) if cross else int(s.camid)), []).append(i)
     rng = random.Random(seed)
     held: set[int] = set()
     for pid in sorted({p for p, _ in groups}):
-        parts = [groups.get((pid, m), []) for m in (int(Modality.VISIBLE), int(Modality.INFRARED))]
-        if any(len(p) < 2 for p in parts):
-            continue  # too few images to spare one per modality: the identity trains on all of them
+        if cross:
+            parts = [groups.get((pid, m), []) for m in (int(Modality.VISIBLE), int(Modality.INFRARED))]
+        else:
+            parts = [groups[k] for k in sorted(groups) if k[0] == pid and len(groups[k]) >= 2]
+        if len(parts) < 2 or any(len(p) < 2 for p in parts):
+            continue  # too few images to spare one per group: the identity trains on all of them
         for p in parts:
             n = min(len(p) - 1, max(1, int(round(val_fraction * len(p)))))
             held.update(rng.sample(p, n))
     if not held:
-        raise ConfigError(f"data.val_split=images: no identity has 2 or more images in both modalities to hold out "
+        what = "both modalities" if cross else "2 or more cameras"
+        raise ConfigError(f"data.val_split=images: no identity has 2 or more images in {what} to hold out "
                           f"from; use data.val_split=identities or data.val_fraction=0 (keep the last epoch)")
     return [s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held]
 
@@ -126,7 +141,9 @@ def label_best(best: dict[str, Any], val_samples: list[Sample], cfg: DataConfig)
     ids = len({s.pid for s in val_samples})
     what = (f"{ids} training identities held out" if cfg.val_split == "identities"
             else f"{len(val_samples)} held-out images of {ids} training identities (identities also trained on)")
-    out["selected_by"] = (f"validation: {what}; infrared queries vs visible gallery, image-level CMC; "
+    how = ("infrared queries vs visible gallery" if _cross_modal(val_samples)
+           else "every image vs the others, same identity and camera removed")
+    out["selected_by"] = (f"validation: {what}; {how}, image-level CMC; "
                           f"chance rank-1 about {100.0 / max(ids, 1):.1f}%. Not test-set numbers: see vireid test")
     out["split"] = "validation"
     return out

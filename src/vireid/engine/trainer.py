@@ -51,6 +51,7 @@ from vireid.engine.inference import extract_features
 from vireid.engine.interrupt import StopRequest, TrainingInterrupted
 from vireid.engine.runtime import Runtime, seed_everything
 from vireid.errors import ConfigError
+from vireid.registry import TRAINERS
 from vireid.utils.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class _SkipBatches:
 
     def __len__(self) -> int:
         return max(0, len(self.batch_sampler) - self.skip)
+
+
+def model_aux(model: nn.Module, batch: Batch) -> dict[str, Any]:
+    """``{"aux": batch.aux}`` for a model whose class declares ``aux_inputs`` (keypoint heatmaps,
+    parsing maps, caption tokens), else ``{}``: the keyword part of the model call."""
+    return {"aux": batch.aux} if getattr(unwrap(model), "aux_inputs", ()) else {}
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -162,27 +169,40 @@ class Trainer:
     # ------------------------------------------------------------------ data
 
     def _build_train_data(self) -> None:
+        from vireid.data.identity_sampler import IdentitySampler, sampler_kind
         from vireid.data.loader import ImageDataset
         from vireid.data.sampler import CrossModalitySampler
 
         d = self.cfg.data
-        self._train_dataset = ImageDataset(
-            self.train_samples,
-            transform=None,
-            transform_by_modality=build.build_train_transforms(d),
-            pid_map=self.pid_map,
-            in_memory=d.in_memory,
-        )
-        self._sampler = CrossModalitySampler(
-            [s.pid for s in self.train_samples],
-            [int(s.modality) for s in self.train_samples],
-            d.num_ids,
-            d.num_instances,
-            seed=self.cfg.runtime.seed,
-            num_replicas=self.runtime.world_size,
-            rank=self.runtime.rank,
-            batches_per_epoch=d.batches_per_epoch,
-        )
+        if d.aux.enabled:
+            from vireid.data.aux_dataset import build_aux_dataset
+
+            self._train_dataset = build_aux_dataset(self.train_samples, d, train=True, pid_map=self.pid_map,
+                                                    seed=self.cfg.runtime.seed)
+        else:
+            self._train_dataset = ImageDataset(
+                self.train_samples,
+                transform=None,
+                transform_by_modality=build.build_train_transforms(d),
+                pid_map=self.pid_map,
+                in_memory=d.in_memory,
+            )
+        pids = [s.pid for s in self.train_samples]
+        if sampler_kind(self.dataset.modalities) == "identity":  # one image modality (Market-style)
+            self._sampler = IdentitySampler(pids, d.num_ids, d.num_instances, seed=self.cfg.runtime.seed,
+                                            num_replicas=self.runtime.world_size, rank=self.runtime.rank,
+                                            batches_per_epoch=d.batches_per_epoch)
+        else:
+            self._sampler = CrossModalitySampler(
+                pids,
+                [int(s.modality) for s in self.train_samples],
+                d.num_ids,
+                d.num_instances,
+                seed=self.cfg.runtime.seed,
+                num_replicas=self.runtime.world_size,
+                rank=self.runtime.rank,
+                batches_per_epoch=d.batches_per_epoch,
+            )
 
     @property
     def steps_per_epoch(self) -> int:
@@ -198,13 +218,15 @@ class Trainer:
         if not hasattr(self, "_train_dataset"):
             self._build_train_data()
         self._sampler.set_epoch(epoch)
+        if hasattr(self._train_dataset, "set_epoch"):  # views drawn from (seed, epoch, index)
+            self._train_dataset.set_epoch(epoch)
         generator = torch.Generator().manual_seed(epoch_seed(self.cfg.runtime.seed, epoch, self.runtime.rank))
         batch_sampler = _SkipBatches(self._sampler, skip) if skip else self._sampler
         return DataLoader(
             self._train_dataset,
             batch_sampler=batch_sampler,
             num_workers=d.num_workers,
-            collate_fn=collate_batch,
+            collate_fn=getattr(self._train_dataset, "collate", collate_batch),
             generator=generator,
             worker_init_fn=_init_worker,
             pin_memory=self.runtime.device.type == "cuda",
@@ -228,8 +250,14 @@ class Trainer:
             "num_classes": self.num_classes,
             "pid_map": {str(k): v for k, v in self.pid_map.items()},
             "config": config_to_dict(self.cfg),
+            "losses_state": self._losses_state(),
             **self.extra_state(),
         }
+
+    def _losses_state(self) -> dict[str, Any]:
+        """State of the losses that hold some (``nn.Module`` buffers: memory banks, queues, proxies)."""
+        return {loss.name: loss.fn.state_dict() for loss in self.losses
+                if isinstance(loss.fn, nn.Module) and loss.fn.state_dict()}
 
     def extra_state(self) -> dict[str, Any]:
         """Hook: what a method adds to every checkpoint (top-level keys beside the trainer's own)."""
@@ -270,6 +298,16 @@ class Trainer:
         self._resume_rng = ckpt["rng"] if self.start_iteration > 0 else None
         self._resume_partial = ckpt.get("epoch_partial") if self.start_iteration > 0 else None
         self._pending_validation = self.start_iteration == 0 and not ckpt.get("validated", True)
+        saved_losses = ckpt.get("losses_state", {})
+        for loss in self.losses:
+            if loss.name in saved_losses:
+                try:
+                    loss.fn.load_state_dict(saved_losses[loss.name])
+                except (RuntimeError, KeyError) as exc:
+                    raise CheckpointError(f"{path}: the state of loss {loss.name} does not fit ({exc})") from None
+            elif isinstance(loss.fn, nn.Module) and loss.fn.state_dict():
+                raise CheckpointError(f"{path}: no saved state for loss {loss.name} (a checkpoint of an older "
+                                      "vireid); its memory cannot be restored")
         self.load_extra_state(ckpt)
         logger.info("resumed from %s at epoch %d, iteration %d", path, self.start_epoch, self.start_iteration)
 
@@ -491,7 +529,7 @@ class Trainer:
         """
         images = self.runtime.prepare_images(batch.images)
         with self.runtime.autocast():
-            out = self.model(images, batch.modality)
+            out = self.model(images, batch.modality, **model_aux(self.model, batch))
         extras: dict[str, float] = {}
         if out.logits is not None:
             extras["_correct"] = float((out.logits.detach().argmax(1) == batch.pids).sum())
@@ -553,7 +591,9 @@ class Trainer:
 
 
 def validate(model: nn.Module, samples: Sequence[Sample], cfg: TrainConfig, runtime: Runtime) -> dict[str, float]:
-    """Rank-1, mAP and mINP (percent) of infrared queries against the visible gallery of ``samples``."""
+    """Rank-1, mAP and mINP (percent) on the held-out ``samples``: infrared queries against the visible
+    gallery when both image modalities are present; otherwise (single-modality re-ID) every image
+    against all the others, its own identity's images from its own camera removed (Market rule)."""
     from vireid.evaluation.metrics import evaluate_features
     from vireid.evaluation.protocols import Exclusion
 
@@ -562,7 +602,19 @@ def validate(model: nn.Module, samples: Sequence[Sample], cfg: TrainConfig, runt
     pids = np.array([s.pid for s in samples])
     cams = np.array([s.camid for s in samples])
     q, g = mod == Modality.INFRARED, mod == Modality.VISIBLE
+    exclusion = Exclusion.NONE
+    if not q.any() or not g.any():
+        q = g = np.ones(len(samples), dtype=bool)
+        exclusion = Exclusion.SAME_ID_SAME_CAMERA
     r = evaluate_features(feats[q], feats[g], pids[q], pids[g], cams[q], cams[g], distance="euclidean",
-                          normalize=True, cmc_mode="image", exclusion=Exclusion.NONE, max_rank=10)
+                          normalize=True, cmc_mode="image", exclusion=exclusion, max_rank=10)
     return {"rank1": 100 * float(r.cmc[0]), "rank5": 100 * float(r.cmc[4]), "mAP": 100 * r.mAP,
             "mINP": 100 * r.mINP}
+
+
+TRAINERS.register("default", Trainer)
+
+
+def trainer_class(cfg: TrainConfig) -> type[Trainer]:
+    """The trainer the config's ``trainer`` key names (``default``: :class:`Trainer`)."""
+    return TRAINERS.get(cfg.trainer, "trainer")

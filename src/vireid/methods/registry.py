@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vireid.registry import Registry
+from vireid.registry import TRAINERS, Registry
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,22 @@ class Method:
     datasets: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     rerankers: Mapping[str, tuple[Callable[..., Any], tuple[str, ...]]] = field(default_factory=dict)
     """Test-time re-rankers/refiners: name -> (stream function, the keyword names recorded with results)."""
+    requires_aux: tuple[str, ...] = ()
+    """Auxiliary inputs its models read (``keypoints``, ``parsing``, ``captions``: the ``data.aux`` keys)."""
+    aux_policy: str = "error"
+    """When an image has no auxiliary entry: ``error`` (naming the file), ``fallback`` (the method's
+    documented substitute, e.g. SPOT's uniform heatmaps, counted and logged) or ``skip`` (METHODS.md §0)."""
+    trainers: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    """Trainer subclasses chosen by the config key ``trainer`` (they change a step through the
+    trainer's public hooks: ``compute_losses``, ``after_step``, ``extra_state``/``load_extra_state``...)."""
     commands: tuple[str, ...] = ()
     """Sub-commands of its own (e.g. ``adapt`` for DAN)."""
 
     def parts(self) -> dict[str, list[str]]:
         """Registered names of each kind of part."""
         kinds = {"models": self.models, "losses": self.losses, "batch augmentations": self.batch_augments,
-                 "image augmentations": self.augmentations, "datasets": self.datasets, "re-rankers": self.rerankers}
+                 "image augmentations": self.augmentations, "datasets": self.datasets, "re-rankers": self.rerankers,
+                 "trainers": self.trainers}
         return {kind: sorted(items) for kind, items in kinds.items() if items}
 
 
@@ -54,6 +63,12 @@ METHODS: Registry[Method] = Registry("method")
 
 def register_method(method: Method) -> Method:
     """Publish ``method``'s parts in the core registries and the method in :data:`METHODS`."""
+    from vireid.data.aux_store import POLICIES
+
+    unknown = sorted(set(method.requires_aux) - {"keypoints", "parsing", "captions"})
+    if unknown or method.aux_policy not in POLICIES:
+        raise ValueError(f"method {method.name}: requires_aux {list(method.requires_aux)} must be data.aux keys "
+                         f"(keypoints, parsing, captions) and aux_policy one of {POLICIES}, got {method.aux_policy!r}")
     from vireid.data.augment import AUGMENTATIONS
     from vireid.data.batch_augment import BATCH_AUGMENTS
     from vireid.data.datasets.registry import DATASETS
@@ -62,7 +77,7 @@ def register_method(method: Method) -> Method:
 
     for registry, items in ((MODELS, method.models), (LOSSES, method.losses),
                             (BATCH_AUGMENTS, method.batch_augments), (AUGMENTATIONS, method.augmentations),
-                            (DATASETS, method.datasets)):
+                            (DATASETS, method.datasets), (TRAINERS, method.trainers)):
         for name, obj in items.items():
             registry.register(name, obj)
     from vireid.rerank.registry import register_reranker
@@ -84,7 +99,7 @@ def unregister_method(name: str) -> None:
     method = METHODS.get(name)
     for registry, items in ((MODELS, method.models), (LOSSES, method.losses),
                             (BATCH_AUGMENTS, method.batch_augments), (AUGMENTATIONS, method.augmentations),
-                            (DATASETS, method.datasets)):
+                            (DATASETS, method.datasets), (TRAINERS, method.trainers)):
         for part in items:
             registry.unregister(part)
     from vireid.rerank.registry import unregister_reranker
@@ -101,5 +116,6 @@ def describe_methods() -> list[dict[str, Any]]:
         m = METHODS.get(name)
         out.append({"name": m.name, "paper": m.paper, "seed": m.seed, "reference": m.reference,
                     "recipes": list(m.recipes), "status": m.status, "parts": m.parts(),
-                    "commands": list(m.commands)})
+                    "commands": list(m.commands), "requires_aux": list(m.requires_aux),
+                    "aux_policy": m.aux_policy})
     return out

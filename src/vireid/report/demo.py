@@ -70,7 +70,7 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
     from vireid.engine.evaluate import load_trained_model
     from vireid.engine.inference import extract_features
     from vireid.engine.runtime import setup_runtime
-    from vireid.engine.trainer import Trainer
+    from vireid.engine.trainer import trainer_class
     from vireid.report.run_report import RunEvaluation, score, write_run_report
 
     timings: dict[str, float] = {}
@@ -89,11 +89,11 @@ def run_demo(s: DemoSettings, progress: Callable | None = None) -> dict[str, Any
     if (run_dir / "summary.json").is_file():
         logger.info("reusing the finished run in %s (pass --fresh to retrain)", run_dir)
     elif (run_dir / "last.pt").is_file():
-        trainer = Trainer(cfg, run_dir, runtime, progress=progress)
+        trainer = trainer_class(cfg)(cfg, run_dir, runtime, progress=progress)
         trainer.resume(run_dir / "last.pt")
         trainer.fit()
     else:
-        Trainer(cfg, run_dir, runtime, progress=progress).fit()
+        trainer_class(cfg)(cfg, run_dir, runtime, progress=progress).fit()
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -7,7 +7,8 @@ Two layouts (PROTOCOLS.md "Single-modality, occluded, partial and text-based re-
 - the protocol file ``ROOT/cuhk03_new_protocol_config_{labeled,detected}.mat`` (MATLAB v5: ``filelist``,
   ``labels``, ``camId``, ``train_idx``, ``query_idx``, ``gallery_idx``, 1-based) with the images of
   ``filelist`` extracted into ``ROOT/images_{labeled,detected}/`` (the layout torchreid extracts
-  ``cuhk-03.mat`` into). Reading the HDF5 ``cuhk-03.mat`` itself is not supported: extract it first.
+  ``cuhk-03.mat`` into): ``vireid prepare-cuhk03 --root ROOT`` extracts them from the HDF5 archive
+  (:mod:`vireid.data.datasets.cuhk03_mat`).
 
 2 cameras; train 767 ids, test 700; Market protocol.
 """
@@ -120,7 +121,7 @@ class CUHK03NP(MarketStyleDataset):
         absent = missing_files(root, needed)
         if absent:
             raise DatasetError(f"cuhk03-np: {len(absent)} images of {mat.name} are missing under {root}: "
-                               f"{first(absent)}; extract cuhk-03.mat into {folder}/ first")
+                               f"{first(absent)}; extract cuhk-03.mat into {folder}/ first: vireid prepare-cuhk03 --root {root}")
 
         def make(i: int) -> Sample:
             return Sample(rel[i], int(labels[i]), int(cams[i]), Modality.VISIBLE, str(root))

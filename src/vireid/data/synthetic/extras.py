@@ -10,6 +10,10 @@ SYSU-layout dataset of that config (same images, same bytes)::
     OUT/Market-1501/parsing/<split>/<name>.png            ATR label PNGs (single channel, ids 0..17)
     OUT/Market-1501/captions.json                         CUHK-PEDES form, file_path = the image path
     OUT/CUHK-PEDES/imgs/cam<c>/<pid>_<k>.jpg + reid_raw.json   all six cameras (3, 6 infrared), 1-based ids
+    OUT/SYSU-layout/annotations/person_keypoints.json, SYSU-layout/parsing/cam<c>/<pid>/<k>.png
+        keypoints and ATR parsing of every image of the SYSU-layout set ``vireid synth`` writes with
+        the same arguments (``cam<c>/<pid:04d>/<k:04d>.jpg``, infrared cameras included): the
+        ``data.aux`` sidecars of VI-ReID training with keypoints or parsing (SPOT, SAP)
     OUT/Occluded_REID/{occluded_body_images,whole_body_images}/NNN/NNN_XX.jpg, occluder_masks/NNN/NNN_XX.png,
         annotations/person_keypoints.json                 test ids, visible cams
     OUT/Partial_REID/{partial_body_images,whole_body_images}/NNN_XX.jpg, partial_boxes.json,
@@ -77,7 +81,7 @@ def _identity(args: tuple[SyntheticConfig, DatasetPlan, int, str, str]) -> dict[
     root = Path(root_str)
     cache: dict[Any, Any] = {("id", pid): identity_spec(config, pid)}
     out: dict[str, list[Any]] = {"market_kp": [], "market_cap": [], "pedes": [], "occ_kp": [], "par_kp": [],
-                                 "par_box": []}
+                                 "par_box": [], "sysu_kp": []}
     market = root / "Market-1501"
     visible: list[tuple[int, int]] = []
     for cam in ALL_CAMS:
@@ -88,6 +92,9 @@ def _identity(args: tuple[SyntheticConfig, DatasetPlan, int, str, str]) -> dict[
             _save_jpg(root / "CUHK-PEDES" / "imgs" / rel, t.image)
             out["pedes"].append({"split": split, "captions": caps, "file_path": rel, "id": pid,
                                  "processed_tokens": [tokenize(c) for c in caps]})
+            sysu_rel = f"cam{cam}/{pid:04d}/{k + 1:04d}"  # the image of `vireid synth` with the same arguments
+            out["sysu_kp"].append(_kp_record(f"{sysu_rel}.jpg", t))
+            _save_png(root / "SYSU-layout" / "parsing" / f"{sysu_rel}.png", t.labels)
             if cam not in VISIBLE_CAMS:
                 continue
             visible.append((cam, k))
@@ -180,6 +187,9 @@ def generate_extras(out_dir: str | os.PathLike[str], config: SyntheticConfig, *,
                           _coco(merged["market_kp"], "vireid synthetic Market-1501-layout set"), indent=None)
         atomic_write_json(tmp / "Market-1501" / "captions.json", sorted(merged["market_cap"], key=by_path), indent=None)
         atomic_write_json(tmp / "CUHK-PEDES" / "reid_raw.json", sorted(merged["pedes"], key=by_path), indent=None)
+        atomic_write_json(tmp / "SYSU-layout" / "annotations" / "person_keypoints.json",
+                          _coco(merged["sysu_kp"], "vireid synthetic SYSU-layout set (vireid synth, same arguments)"),
+                          indent=None)
         atomic_write_json(tmp / "Occluded_REID" / "annotations" / "person_keypoints.json",
                           _coco(merged["occ_kp"], "vireid synthetic Occluded-REID-layout set"), indent=None)
         atomic_write_json(tmp / "Partial_REID" / "annotations" / "person_keypoints.json",
@@ -188,7 +198,7 @@ def generate_extras(out_dir: str | os.PathLike[str], config: SyntheticConfig, *,
         sheet_ids = list(plan.test_ids[:4])
         make_extras_sheet(config, plan, sheet_ids, tmp / "contact_sheet.png")
         meta = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "layout": "extras", "config": asdict(config),
-                "sets": {"Market-1501": len(merged["market_kp"]), "CUHK-PEDES images": len(merged["pedes"]),
+                "sets": {"SYSU-layout": len(merged["sysu_kp"]), "Market-1501": len(merged["market_kp"]), "CUHK-PEDES images": len(merged["pedes"]),
                          "Occluded_REID": len(merged["occ_kp"]), "Partial_REID": len(merged["par_kp"])},
                 "parsing_labels": list(T.ATR_LABELS), "keypoints": list(T.COCO_KEYPOINTS),
                 "contact_sheet_ids": sheet_ids}
