@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vireid.commands._distance import add_distance_arguments
 
     add_distance_arguments(parser)
+    parser.add_argument("--no-normalize", action="store_true",
+                        help="compare the raw embeddings (default: L2-normalised, except for --distance jaccard)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", nargs="?", const="", metavar="DIR",
                         help="also write the run's report (results.md, cmc.png, ranked_list.png, curves, t-SNE, "
@@ -72,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("\n".join(errors))
     distance_fn, rerank_settings = reranker_from_args(args)
     check_distance_args(args, distance_fn)
-    if args.report is not None and args.distance != "euclidean":
-        raise ConfigError(f"--report scores with the Euclidean distance; drop --report to test --distance {args.distance}")
+    if args.report is not None and (args.distance != "euclidean" or args.no_normalize):
+        raise ConfigError("--report scores L2-normalised features by Euclidean distance; drop --report to test "
+                          f"--distance {args.distance}{' --no-normalize' if args.no_normalize else ''}")
     if args.report is not None:  # one evaluation feeds the table and the report
         from pathlib import Path
 
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_model(model, cfg, runtime, protocol=protocol, flip=args.flip, distance_fn=distance_fn,
                                     rerank_settings=rerank_settings,
                                     distance="euclidean" if args.distance == "jaccard" else args.distance,
-                                    normalize=args.distance != "jaccard")
+                                    normalize=args.distance != "jaccard" and not args.no_normalize)
             record_distance(result, args, distance_fn)
         result["settings"]["checkpoint"] = {"which": args.checkpoint, "epoch": ckpt["epoch"]}
     if args.out:

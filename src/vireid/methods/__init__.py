@@ -20,5 +20,6 @@ from vireid.methods import caj  # noqa: E402,F401  isort: skip
 from vireid.methods import mrda  # noqa: E402,F401  isort: skip
 from vireid.methods import dan  # noqa: E402,F401  isort: skip
 from vireid.methods import mos  # noqa: E402,F401  isort: skip
+from vireid.methods import mcma  # noqa: E402,F401  isort: skip
 
 __all__ = ["METHODS", "Method", "describe_methods", "register_method", "unregister_method"]

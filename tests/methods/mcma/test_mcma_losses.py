@@ -67,3 +67,7 @@ def test_identity_centres_and_cmpm_hand_values():
     z = torch.zeros(2, 2)
     one_way = 0.5 * math.log(0.5) + 0.5 * math.log(0.5 / 1e-8)
     assert float(cmpm(z, z + 1.0, torch.tensor([0, 1]))) == pytest.approx(2 * one_way, rel=1e-5)
+    # cosine / temperature: orthogonal unit pairs scaled by 0.1 give logits 1/T on the match, 0 elsewhere
+    p = math.exp(1 / 0.5) / (math.exp(1 / 0.5) + 1)
+    kl = p * math.log(p / (1 + 1e-8)) + (1 - p) * math.log((1 - p) / 1e-8)
+    assert float(cmpm(0.1 * x, 7 * x, torch.tensor([0, 1]), temperature=0.5)) == pytest.approx(2 * kl, rel=1e-5)

@@ -72,18 +72,23 @@ def bisimulation(image: Tensor, text: Tensor, pids: Tensor, predict_v: Callable[
     return F.cross_entropy(scores / temperature, target)
 
 
-def cmpm(image: Tensor, text: Tensor, pids: Tensor) -> Tensor:
+def cmpm(image: Tensor, text: Tensor, pids: Tensor, temperature: float | None = None) -> Tensor:
     """Cross-modal projection matching (Zhang & Lu, ECCV'18 Eq. 1-4), both directions.
 
     ``p_ij = softmax_j(x_i . t_j / |t_j|)``, ``q_ij = y_ij / sum_k y_ik`` (y: same identity),
     ``L = mean_i sum_j p_ij log(p_ij / (q_ij + eps))`` for image->text plus text->image.
+    With ``temperature``, the logits are ``cos(x_i, t_j) / temperature`` instead (the scale-free
+    form of IRRA's similarity distribution matching, Jiang & Ye, CVPR'23), which does not wait for
+    the embeddings' norms to grow before the distribution can sharpen.
     """
     same = (pids[:, None] == pids[None, :]).float()  # (B, B)
     q = same / same.sum(dim=1, keepdim=True)  # (B, B)
     x, t = _full(image), _full(text)
+    if temperature is not None:
+        x, t = F.normalize(x, dim=1) / temperature ** 0.5, F.normalize(t, dim=1) / temperature ** 0.5
     loss = x.new_zeros(())
     for a, b in ((x, t), (t, x)):
-        logits = a @ F.normalize(b, dim=1).T  # (B, B)
+        logits = a @ (b if temperature is not None else F.normalize(b, dim=1)).T  # (B, B)
         p, logp = logits.softmax(dim=1), logits.log_softmax(dim=1)
         loss = loss + (p * (logp - torch.log(q + EPS))).sum(dim=1).mean()
     return loss

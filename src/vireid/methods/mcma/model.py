@@ -4,7 +4,9 @@ EMA teacher whose patch tokens are the reconstruction targets.
 
 - Image: a CNN backbone (ImageNet MobileNetV2 by default) whose last map, projected to width D by a
   1x1 convolution, gives the patch tokens ``Z^v`` (B, N, D), N = h x w; the global image embedding is
-  their mean (B, D). (The seed does not name the backbone; a CNN map stands in for ViT patches.)
+  their mean through a BatchNorm (B, D): pooled post-ReLU features share a large common offset that
+  would put every image at cosine ~1 from every caption (the project met the same with DAN's
+  discriminators). (The seed does not name the backbone; a CNN map stands in for ViT patches.)
 - Text: :class:`~.text_encoder.TransformerTextEncoder` (default) or a local Hugging Face model.
 - ``E_rec({Z^v_um, Z^m, z^t_glo})`` (:meth:`MCMA.reconstruct`): masked positions' tokens are
   replaced by the learned mask token ``Z^m``, the caption's global embedding is prepended, two
@@ -86,12 +88,14 @@ class MCMA(nn.Module):
         self.decoder = nn.TransformerEncoder(layer, decoder_depth, enable_nested_tensor=False)
         self.dec_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
         self.predict_v, self.predict_t = _mlp(dim), _mlp(dim)
+        self.image_bn = nn.BatchNorm1d(dim)
         self.classifier = nn.Linear(dim, num_classes, bias=False) if num_classes > 0 else None
         self.ema_momentum, self.dim, self.max_patches = float(ema_momentum), dim, max_patches
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> ModelOutput:
         """(B, 3, H, W), (B,) -> ModelOutput(features = bn_features = global (B, D), logits, extras={'tokens'})."""
-        tokens, glob = self.image(images, modality)  # (B, N, D), (B, D)
+        tokens, pooled = self.image(images, modality)  # (B, N, D), (B, D)
+        glob = self.image_bn(pooled)  # (B, D)
         logits = self.classifier(glob) if self.classifier is not None else None
         return ModelOutput(features=glob, bn_features=glob, logits=logits, extras={"tokens": tokens})
 
