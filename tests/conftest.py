@@ -43,6 +43,9 @@ TINY_MODELS: dict[str, dict] = {
     "agw": {"arch": "resnet18", "non_local": False},
     "baseline": {"arch": "resnet18"},
     "mrda": {"arch": "resnet18", "dam_qk_channels": 32},
+    "vit": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
+    "cmtr": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
+    "sap": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
 }
 
 
@@ -63,6 +66,19 @@ def train_tiny_run(root: Path, out: Path, model: str, epochs: int = 1, batches: 
     recipe.write_text(yaml.safe_dump(cfg))
     assert main(["train", "--config", str(recipe)]) == 0
     return out / model
+
+
+# The tiny ViT of the transformer models (vireid.models.vit): 2 blocks of width 128, 8x8 patches at stride 6
+TINY_VIT: dict = TINY_MODELS["vit"]
+# model name -> tiny constructor kwargs for the models that are not two-stream ResNets (the generic model
+# tests use {"arch": "resnet18"} for the others)
+TINY_PER_MODEL: dict[str, dict] = {"vit": TINY_VIT, "cmtr": TINY_VIT, "sap": TINY_VIT}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_kwargs() -> dict[str, dict]:
+    """Model name -> tiny kwargs replacing ``arch: resnet18`` for models that are not two-stream ResNets."""
+    return TINY_PER_MODEL
 
 
 @pytest.fixture(scope="session")

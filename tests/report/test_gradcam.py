@@ -57,9 +57,9 @@ def test_grad_cam_lands_on_the_decisive_region() -> None:
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_grad_cam_on_every_registered_model(name: str) -> None:
+def test_grad_cam_on_every_registered_model(name: str, tiny_model_kwargs: dict) -> None:
     torch.manual_seed(1)
-    model = create_model(name, num_classes=3, arch="resnet18").eval()
+    model = create_model(name, num_classes=3, **tiny_model_kwargs.get(name, {"arch": "resnet18"})).eval()
     images = torch.randn(2, 3, 64, 32)
     modality = torch.tensor([1, 0])
     with torch.no_grad():
@@ -67,7 +67,10 @@ def test_grad_cam_on_every_registered_model(name: str) -> None:
     cam = grad_cam(model, images, modality, similarity_score(ref))
     assert cam.shape == (2, 64, 32) and float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0 + 1e-6
     assert torch.isfinite(cam).all()
-    assert default_target_layer(model) is model.backbone
+    if hasattr(model.backbone, "cam_target"):  # token backbones (ViT): a layer inside, read as a patch map
+        assert default_target_layer(model) is model.backbone.cam_target()
+    else:
+        assert default_target_layer(model) is model.backbone
     maps, idx = channel_activations(model, images, modality, top=4)
     assert maps.shape == (2, 4, 64, 32) and idx.shape == (2, 4)
 

@@ -13,7 +13,7 @@ from vireid.retrieval.embedder import OnnxEmbedder, TorchEmbedder
 from vireid.retrieval.export import ExportError, ExportableEmbedding, export_onnx, why_not_exportable
 from vireid.retrieval.preprocess import Preprocessing
 
-EXPORTED = ("agw", "baseline", "mrda")  # each trained tiny (tests/conftest.py TINY_MODELS) and checked below
+EXPORTED = ("agw", "baseline", "cmtr", "mrda", "sap", "vit")  # each trained tiny (tests/conftest.py TINY_MODELS) and checked below
 # registered models that cannot be exported, with the reason (none today)
 NOT_EXPORTABLE: dict[str, str] = {}
 

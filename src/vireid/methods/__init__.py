@@ -1,6 +1,6 @@
 """One package per paper. Importing :mod:`vireid.methods` registers every built-in method's parts.
 
-Each package (``agw``, ``caj``, ``mrda``, ``dan``) holds its model(s), its own losses and
+Each package (``agw``, ``caj``, ``mrda``, ``dan``, ``cmtr``, ``sap``, ...) holds its model(s), its own losses and
 augmentations, its trainer hooks if its step differs, its config section, and a module docstring
 naming the paper, the seed section and the equations; its ``__init__`` makes one
 :func:`register_method` call. The command line and the Python API import this package; the core
@@ -21,5 +21,7 @@ from vireid.methods import mrda  # noqa: E402,F401  isort: skip
 from vireid.methods import dan  # noqa: E402,F401  isort: skip
 from vireid.methods import mos  # noqa: E402,F401  isort: skip
 from vireid.methods import mcma  # noqa: E402,F401  isort: skip
+from vireid.methods import cmtr  # noqa: E402,F401  isort: skip
+from vireid.methods import sap  # noqa: E402,F401  isort: skip
 
 __all__ = ["METHODS", "Method", "describe_methods", "register_method", "unregister_method"]

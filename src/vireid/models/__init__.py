@@ -10,11 +10,12 @@ from vireid.models.registry import MODELS, create_model, get_model_constructor, 
 
 # Registration by explicit import: one line per generic model module.
 from vireid.models.baseline import Baseline  # noqa: E402  isort: skip
+from vireid.models.vit import ReIDViT, ViTReID  # noqa: E402  isort: skip
 
 from vireid.models.backbones import TwoStreamResNet  # noqa: E402
 from vireid.models.layers import BNNeck, GeM, GlobalAvgPool, NonLocalBlock  # noqa: E402
 
 __all__ = [
-    "BNNeck", "Baseline", "GeM", "GlobalAvgPool", "ModelOutput", "NonLocalBlock", "TwoStreamResNet",
+    "BNNeck", "Baseline", "GeM", "GlobalAvgPool", "ModelOutput", "NonLocalBlock", "ReIDViT", "TwoStreamResNet", "ViTReID",
     "MODELS", "create_model", "get_model_constructor", "list_models", "register_model",
 ]

@@ -26,8 +26,12 @@ ScoreFn = Callable[[ModelOutput], torch.Tensor]  # model output -> (B,) score pe
 
 
 def default_target_layer(model: nn.Module) -> nn.Module:
-    """The module whose output map Grad-CAM reads: ``model.backbone`` if the model has one, else its last Conv2d."""
+    """The module whose output map Grad-CAM reads: the backbone's ``cam_target()`` if it names one (a ViT:
+    the last block's input norm, whose patch tokens still feed [cls]), else ``model.backbone`` if the model
+    has one, else its last Conv2d."""
     backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module) and callable(getattr(backbone, "cam_target", None)):
+        return backbone.cam_target()
     if isinstance(backbone, nn.Module):
         return backbone
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -47,13 +51,26 @@ def similarity_score(reference: torch.Tensor, use_bn: bool = True) -> ScoreFn:
     return score
 
 
-def _capture(layer: nn.Module, store: dict[str, torch.Tensor]) -> torch.utils.hooks.RemovableHandle:
+def _token_grid(model: nn.Module) -> tuple[int, int] | None:
+    """The (h, w) patch grid of a token backbone (a ViT's ``grid_size``), None for CNNs."""
+    grid = getattr(getattr(model, "backbone", None), "grid_size", None)
+    return (int(grid[0]), int(grid[1])) if grid is not None else None
+
+
+def _capture(layer: nn.Module, store: dict[str, torch.Tensor],
+             grid: tuple[int, int] | None = None) -> torch.utils.hooks.RemovableHandle:
+    def as_map(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 3 and grid is not None and t.shape[1] >= grid[0] * grid[1]:
+            # (B, prefix + h*w, C) tokens of a ViT -> (B, C, h, w) map of its patch tokens
+            return t[:, t.shape[1] - grid[0] * grid[1]:].transpose(1, 2).reshape(t.shape[0], -1, *grid)
+        return t
+
     def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+        if not isinstance(output, torch.Tensor) or as_map(output).dim() != 4:
             raise ValueError(f"target layer {type(_module).__name__} must output a (B, C, h, w) map")
-        store["act"] = output
+        store["act"] = as_map(output)
         if output.requires_grad:
-            output.register_hook(lambda g: store.__setitem__("grad", g))
+            output.register_hook(lambda g: store.__setitem__("grad", as_map(g)))
 
     return layer.register_forward_hook(hook)
 
@@ -63,7 +80,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, modality: torch.Tensor, sco
     """Grad-CAM maps (B, H, W) in [0, 1] of ``score_fn`` for (B, 3, H, W) ``images`` (model in eval mode, fp32)."""
     layer = target_layer if target_layer is not None else default_target_layer(model)
     store: dict[str, torch.Tensor] = {}
-    handle = _capture(layer, store)
+    handle = _capture(layer, store, _token_grid(model))
     was_training = model.training
     model.eval()
     try:
@@ -94,7 +111,7 @@ def channel_activations(model: nn.Module, images: torch.Tensor, modality: torch.
     """
     layer = target_layer if target_layer is not None else default_target_layer(model)
     store: dict[str, torch.Tensor] = {}
-    handle = _capture(layer, store)
+    handle = _capture(layer, store, _token_grid(model))
     was_training = model.training
     model.eval()
     try:

@@ -6,7 +6,8 @@ The exported graph takes ``images`` (N, 3, H, W) float32, already preprocessed b
 post-BNNeck feature L2-normalised (the AGW test embedding, seeds/001 §1), and ``features`` (N, D),
 the same before normalisation (flip averaging adds the two views' raw features, then normalises).
 
-The two-stream backbone routes each image through its modality's stem by splitting the batch,
+A model whose forward has no data-dependent branch says so with ``traceable_forward = True`` (the
+ViT models: the modality embedding is a gather) and is exported as it is. The two-stream backbone routes each image through its modality's stem by splitting the batch,
 a data-dependent branch that a traced graph would freeze. :class:`ExportableEmbedding` computes
 the modality-specific stages for both streams on the whole batch and picks each row's stream with
 ``where``: the same numbers in eval mode (BatchNorm uses running statistics, rows are
@@ -63,6 +64,8 @@ def why_not_exportable(model: nn.Module) -> str | None:
     from vireid.models.backbones import TwoStreamResNet
 
     backbone = getattr(model, "backbone", None)
+    if getattr(model, "traceable_forward", False):  # no data-dependent branch (a ViT): exported as it is
+        return None
     if not isinstance(backbone, TwoStreamResNet):
         return f"{type(model).__name__} has no TwoStreamResNet backbone; its forward cannot be split per modality"
     if not isinstance(getattr(model, "head", None), nn.Module):
@@ -85,6 +88,12 @@ class ExportableEmbedding(nn.Module):
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
         from vireid.models.backbones import MODALITY_KEYS
 
+        if getattr(self.model, "traceable_forward", False):
+            features = self.model(images, modality).bn_features.float()  # (N, D)
+            # a model that ignores modality (no modality embedding) would lose the input from the graph,
+            # and every exported file takes (images, modality): keep it with an exact zero term
+            features = features + 0.0 * modality.to(features.dtype).unsqueeze(1)
+            return nn.functional.normalize(features, dim=1), features
         backbone = self.model.backbone
         x = images
         if backbone.num_specific_stages > 0:
