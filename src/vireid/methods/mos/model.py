@@ -55,6 +55,7 @@ class MoSNet(BackboneHeadModel):
         backbone_cls = TwoStreamMobileNetV2 if arch in MOBILENET_ARCHS else TwoStreamResNet
         self.backbone = backbone_cls(arch, num_specific_stages=num_specific_stages, last_stride=last_stride,
                                      pretrained=pretrained)
+        self.out_dim = self.backbone.out_channels
         self.head = ReIDHead(self.backbone.out_channels, num_classes, GlobalAvgPool())
 
     def forward_head(self, feature_map: torch.Tensor) -> SetOutput:
