@@ -4,7 +4,14 @@ Vectors: ``--n`` unit vectors of ``--dim`` dimensions drawn as a re-ID gallery l
 identity centres (Gaussian), each image = its centre + Gaussian noise (``--spread``), normalised.
 Queries: fresh images of random identities (not in the gallery). Recall@10 = |approx top-10 ∩
 exact top-10| / 10, averaged over queries; latency per query at batch 1 (one query at a time, as
-the service searches) on ``--threads`` threads. Peak RSS of the process is reported (ru_maxrss).
+the service searches) on ``--threads`` threads. Peak RSS of the process is reported (ru_maxrss);
+index memory is the byte count of the serialised index (counted while writing, no copy kept).
+
+IVF-PQ rows with ``--rescore R``: the gallery's own :class:`~vireid.retrieval.stores.FaissStore`
+fetches the top ``10 * R`` by PQ score and re-ranks them by exact inner products with the stored
+vectors (``--rescore-dtype``: float32 exact, float16 half the memory); the extra memory is the
+stored vectors' byte count. HNSW builds add in chunks and log progress, so a build that is stopped
+still tells how far it got.
 
     nice python benchmarks/bench_search.py --n 1000000 --dim 512 --threads 1
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 
 import numpy as np
@@ -34,12 +42,32 @@ def peak_mb() -> float:
 
 
 def timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One query at a time; ``index`` is a FAISS index or a vireid FaissStore (same ``search(q, k)``)."""
     ids, lat = np.zeros((len(queries), k), np.int64), []
     for i, q in enumerate(queries):
         t = time.perf_counter()
         _, ids[i] = index.search(q[None], k)
         lat.append(time.perf_counter() - t)
     return ids, np.array(lat) * 1000
+
+
+def index_mb(index) -> float:
+    """Serialised size of a FAISS index, counted chunk by chunk (no second copy in memory)."""
+    import faiss
+
+    total = 0
+
+    def count(chunk: bytes) -> int:
+        nonlocal total
+        total += len(chunk)
+        return len(chunk)
+
+    faiss.write_index(index, faiss.PyCallbackIOWriter(count))
+    return total / 2**20
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -59,9 +87,16 @@ def main() -> None:
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=80)
     p.add_argument("--ef-search", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--rescore", type=int, nargs="*", default=[], help="ivfpq: also these candidate factors R")
+    p.add_argument("--rescore-dtype", nargs="+", default=["float32"], choices=["float32", "float16"])
+    p.add_argument("--chunk", type=int, default=50_000, help="vectors per add() call (progress is logged)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    from vireid.retrieval.stores import FaissStore
+
     faiss.omp_set_num_threads(a.threads)
+    simd = faiss.SIMDConfig.get_level_name() if hasattr(faiss, "SIMDConfig") else "?"
+    print(f"faiss {faiss.__version__}, SIMD level {simd}")
     t = time.perf_counter()
     x, centres = gallery(a.n, a.dim, a.ids, a.spread, a.seed)
     rng = np.random.default_rng(a.seed + 1)
@@ -74,43 +109,70 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|", flush=True)
     exact_ids, exact_p50 = None, None
 
-    def row(name, build_s, index, extra_setup=None):
+    def row(name, build_s, index, size_mb):
         nonlocal exact_ids, exact_p50
-        if extra_setup:
-            extra_setup()
         ids, lat = timed_search(index, q, 10)
         p50, p99 = np.percentile(lat, 50), np.percentile(lat, 99)
         if exact_ids is None:
             exact_ids, exact_p50 = ids, p50
         recall = np.mean([len(set(a_) & set(b_)) / 10 for a_, b_ in zip(ids, exact_ids)])
-        size = faiss.serialize_index(index).nbytes / 2**20 if hasattr(faiss, "serialize_index") else float("nan")
-        print(f"| {name} | {build_s:.0f} | {size:.0f} | {p50:.2f} | {p99:.2f} | {recall:.3f} | "
+        print(f"| {name} | {build_s:.0f} | {size_mb:.0f} | {p50:.2f} | {p99:.2f} | {recall:.3f} | "
               f"{exact_p50 / p50:.1f}x | {peak_mb():.0f} |", flush=True)
 
+    ids = np.arange(a.n, dtype=np.int64)
+    exact = None  # IndexIDMap2(IndexFlatIP): the exact baseline, and the float32 store for re-scoring
     for kind in a.kinds:
         t = time.perf_counter()
         if kind == "flat":
-            index = faiss.IndexFlatIP(a.dim)
-            index.add(x)
-            row("exact (IndexFlatIP)", time.perf_counter() - t, index)
+            exact = faiss.IndexIDMap2(faiss.IndexFlatIP(a.dim))
+            exact.add_with_ids(x, ids)
+            row("exact (IndexFlatIP)", time.perf_counter() - t, exact, index_mb(exact))
         elif kind == "ivfpq":
             index = faiss.IndexIVFPQ(faiss.IndexFlatIP(a.dim), a.dim, a.nlist, a.pq_m, 8, faiss.METRIC_INNER_PRODUCT)
             train = x[np.random.default_rng(2).choice(a.n, min(a.n, 50 * a.nlist), replace=False)]
             index.train(train)
-            index.add(x)
+            log(f"ivfpq trained in {time.perf_counter() - t:.0f} s")
+            index = faiss.IndexIDMap2(index)
+            index.add_with_ids(x, ids)
             build = time.perf_counter() - t
+            log(f"ivfpq built in {build:.0f} s")
+            size = index_mb(index)
             for nprobe in a.nprobe:
-                index.nprobe = nprobe
-                row(f"IVF{a.nlist},PQ{a.pq_m}x8 nprobe={nprobe}", build, index)
+                faiss.downcast_index(index.index).nprobe = nprobe
+                row(f"IVF{a.nlist},PQ{a.pq_m}x8 nprobe={nprobe}", build, index, size)
+            for dtype in a.rescore_dtype if a.rescore else []:
+                if dtype == "float32" and exact is not None:
+                    store, store_s = exact, 0.0  # the baseline's vectors, keyed by the same ids
+                else:
+                    t = time.perf_counter()
+                    store = faiss.IndexIDMap2(faiss.IndexFlatIP(a.dim) if dtype == "float32" else
+                                              faiss.IndexScalarQuantizer(a.dim, faiss.ScalarQuantizer.QT_fp16,
+                                                                         faiss.METRIC_INNER_PRODUCT))
+                    store.add_with_ids(x, ids)
+                    store_s = time.perf_counter() - t
+                store_size = index_mb(store)
+                for nprobe in a.nprobe:
+                    for r in a.rescore:
+                        fs = FaissStore("ivfpq", a.dim, index=index, exact=store, nlist=a.nlist, pq_m=a.pq_m,
+                                        nprobe=nprobe, rescore=r, rescore_dtype=dtype)
+                        row(f"IVF{a.nlist},PQ{a.pq_m}x8 nprobe={nprobe} + exact re-scoring of top {10 * r} "
+                            f"({dtype} vectors)", build + store_s, fs, size + store_size)
+                if store is not exact:
+                    del store
         elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(a.dim, a.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = a.ef_construction
-            index.add(x)
+            for s in range(0, a.n, a.chunk):
+                index.add(x[s:s + a.chunk])
+                log(f"hnsw: {index.ntotal} of {a.n} added, {time.perf_counter() - t:.0f} s, "
+                    f"peak RSS {peak_mb():.0f} MB")
             build = time.perf_counter() - t
+            size = index_mb(index)
             for ef in a.ef_search:
                 index.hnsw.efSearch = ef
-                row(f"HNSW{a.hnsw_m} efC={a.ef_construction} efSearch={ef}", build, index)
-        del index
+                row(f"HNSW{a.hnsw_m} efC={a.ef_construction} efSearch={ef}", build, index, size)
+        else:
+            raise SystemExit(f"unknown kind {kind!r}; valid: flat, ivfpq, hnsw")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ other (a bounded count), every request with a timeout and the whole run with a d
 errors (non-200 or exceptions; target 0), latency p50/p99, throughput and the server's peak RSS
 (VmHWM), next to the baseline of one client alone in the same run.
 
+Every client connection is wrapped (:class:`ConnectionLog`, an httpcore network backend) to record,
+for each failed read or write, which request on that connection it was and how long the connection
+had been idle before it (client side: from the end of the previous response to the new request's
+first byte). A failure on a reused connection idle for about the server's keep-alive timeout is
+the keep-alive race: the server closed the idle connection as the client reused it.
+
 Without ``--run/--index`` it builds a small setup first: ``vireid synth --ids 40 --seed 0`` at 64x32,
 one tiny AGW-ResNet-18 training epoch, and an index of the visible test images.
 
@@ -70,14 +76,89 @@ def query_bytes(index: Path) -> list[bytes]:
     return out
 
 
+class ConnectionLog:
+    """An httpcore network backend wrapping the default one: records failures with their connection's history."""
+
+    def __init__(self) -> None:
+        import httpcore
+
+        self.inner = httpcore.AnyIOBackend()
+        self.failures: list[dict] = []  # {error, request (1 = first on its connection), idle_s (None if first)}
+        self.connections = 0
+        self.reuse_idle_s: list[float] = []  # idle time before every reuse of a connection
+
+    async def connect_tcp(self, *args, **kwargs):
+        self.connections += 1
+        return _LoggedStream(await self.inner.connect_tcp(*args, **kwargs), self)
+
+    async def connect_unix_socket(self, *args, **kwargs):
+        return _LoggedStream(await self.inner.connect_unix_socket(*args, **kwargs), self)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class _LoggedStream:
+    def __init__(self, inner, log: ConnectionLog) -> None:
+        self.inner, self.log = inner, log
+        self.requests, self.reading, self.last_read, self.idle = 0, True, None, None
+        self.entry: dict | None = None
+
+    def _fail(self, exc: BaseException | None, what: str) -> None:
+        error = what if exc is None else type(exc).__name__
+        if self.entry is not None and self.entry["request"] == self.requests:
+            self.entry["error"] += f" then {error}"  # httpcore reads on after a failed write: one request, one entry
+            return
+        self.entry = {"error": error, "request": self.requests, "idle_s": self.idle}
+        self.log.failures.append(self.entry)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self.reading:  # the first bytes of a new request on this connection
+            self.requests += 1
+            self.idle = None if self.last_read is None else time.monotonic() - self.last_read
+            if self.idle is not None:
+                self.log.reuse_idle_s.append(self.idle)
+            self.reading = False
+        try:
+            await self.inner.write(buffer, timeout)
+        except Exception as exc:
+            self._fail(exc, "")
+            raise
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.reading = True
+        try:
+            data = await self.inner.read(max_bytes, timeout)
+        except Exception as exc:
+            self._fail(exc, "")
+            raise
+        if not data:
+            self._fail(None, "EOF (server closed)")
+        self.last_read = time.monotonic()
+        return data
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def start_tls(self, *args, **kwargs):
+        return await self.inner.start_tls(*args, **kwargs)
+
+    def get_extra_info(self, info: str):
+        return self.inner.get_extra_info(info)
+
+
 async def load(url: str, images: list[bytes], clients: int, requests: int, timeout: float,
-               deadline: float) -> tuple[list[float], int]:
+               deadline: float, conn_log: ConnectionLog | None = None) -> tuple[list[float], int]:
     import httpx
 
     latencies, errors = [], 0
     kinds: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)  # keepalive_expiry 5 s
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    if conn_log is not None:
+        assert hasattr(transport._pool, "_network_backend"), "httpx/httpcore changed: cannot log connections"
+        transport._pool._network_backend = conn_log
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, transport=transport) as client:
         async def one(c: int) -> None:
             nonlocal errors
             for r in range(requests):
@@ -119,12 +200,14 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--deadline", type=float, default=900.0, help="seconds for the whole loaded run")
     p.add_argument("--threads", type=int, default=1, help="the server's compute threads")
+    p.add_argument("--keep-alive", type=int, help="the server's --keep-alive seconds (default: vireid serve's)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run, index = (Path(a.run), Path(a.index)) if a.run else small_setup(Path(tmp))
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "vireid.cli", "serve", "--index", str(index), "--run",
-                                   str(run), "--port", str(port), "--threads", str(a.threads)],
+                                   str(run), "--port", str(port), "--threads", str(a.threads),
+                                   *(["--keep-alive", str(a.keep_alive)] if a.keep_alive is not None else [])],
                                   stdout=subprocess.DEVNULL, env={**os.environ, "VIREID_API_TOKEN": ""})
         url = f"http://127.0.0.1:{port}"
         try:
@@ -141,12 +224,21 @@ def main() -> None:
             images = query_bytes(index)
             base, base_err = asyncio.run(load(url, images, 1, 20, a.timeout, time.monotonic() + a.deadline))
             t = time.perf_counter()
-            lat, err = asyncio.run(load(url, images, a.clients, a.requests, a.timeout, time.monotonic() + a.deadline))
+            conn_log = ConnectionLog()
+            lat, err = asyncio.run(load(url, images, a.clients, a.requests, a.timeout, time.monotonic() + a.deadline,
+                                        conn_log))
             wall = time.perf_counter() - t
             rss = vm_hwm_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    idle = np.array(conn_log.reuse_idle_s)
+    print(f"loaded run: {conn_log.connections} connections opened, {len(idle)} reuses (idle before reuse: "
+          f"max {idle.max() if len(idle) else 0:.2f} s, {int((idle > 4).sum())} over 4 s); "
+          f"{len(conn_log.failures)} requests failed on the wire")
+    for f in conn_log.failures:
+        idle_s = "new connection" if f["idle_s"] is None else f"idle {f['idle_s']:.3f} s before it"
+        print(f"  failure {f['error']} on request {f['request']} of its connection ({idle_s})")
     base_ms, lat_ms = np.array(base) * 1000, np.array(lat) * 1000
     print(f"vireid serve on 127.0.0.1, {a.threads} compute thread(s); gallery {index}; queries: gallery images as PNG, "
           f"infrared modality, k=10; server peak RSS (VmHWM) {rss:.0f} MB")

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grid": ("grid", "run a grid file's recipes x variants x seeds (configs/grids/) and write one table"),
     "domains": ("domains", "derive a synthetic target domain (noise, lighting, colour, occlusion) of a dataset"),
     "adapt": ("adapt", "unsupervised cross-domain adaptation (DAN and its baselines)"),
+    "hicmd-swaps": ("hicmd_swaps", "contact sheet of a Hi-CMD run's swaps (identity of one image, pose/illumination of another)"),
     "methods": ("methods", "list the implemented methods with their paper, seed section, recipes and status"),
     "report": ("report", "report of an evaluated run (tables, CMC, ranked lists, curves, t-SNE, Grad-CAM), or runs side by side"),
     "init-recipe": ("init_recipe", "write a training recipe fitted to a dataset's size and this machine"),

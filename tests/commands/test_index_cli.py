@@ -56,3 +56,10 @@ def test_errors_exit_2_with_one_line(tiny_run, tiny_sysu, tmp_path, capsys):
                  "--modality", "ir"]) == 2
     assert "is not a gallery index" in capsys.readouterr().err
     assert not (tmp_path / "g").exists()
+
+
+def test_rescore_is_refused_for_kinds_other_than_ivfpq(tmp_path, capsys):
+    assert main(["index", "build", "--run", str(tmp_path / "run"), "--images", str(tmp_path), "--modality",
+                 "visible", "--kind", "hnsw", "--rescore", "4", "--out", str(tmp_path / "g")]) == 2
+    assert "--rescore applies to --kind ivfpq only, not hnsw" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()

@@ -96,7 +96,8 @@ def test_gradients_reach_every_learnable_parameter(name: str) -> None:
 def test_eval_output_of_a_sample_is_independent_of_the_batch(name: str) -> None:
     model = _tiny_model(name)
     with torch.no_grad():  # make the two streams differ, and the non-local blocks active
-        specific = getattr(model.backbone, "specific", None)  # two-stream CNNs; a ViT's modality embedding
+        # two-stream CNNs; a ViT's modality embedding; none for a model without a backbone (Hi-CMD)
+        specific = getattr(getattr(model, "backbone", None), "specific", None)
         routed = specific["infrared"].parameters() if specific is not None else [
             p for n, p in model.named_parameters() if n.endswith("modality_embed")]
         for p in routed:

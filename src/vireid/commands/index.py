@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="flat = exact inner product (default); ivfpq/hnsw approximate; milvus = Milvus collection")
     b.add_argument("--nlist", type=int, default=1024, help="ivfpq: inverted lists")
     b.add_argument("--pq-m", type=int, default=64, help="ivfpq: sub-quantisers (must divide the embedding size)")
+    b.add_argument("--nprobe", type=int, default=16, help="ivfpq: inverted lists visited per query (default 16)")
+    b.add_argument("--rescore", type=int, default=0, metavar="R",
+                   help="ivfpq: re-rank the top k*R PQ candidates by exact inner products with stored vectors "
+                        "(0 = off, the default; costs the vectors' memory)")
+    b.add_argument("--rescore-dtype", choices=["float32", "float16"], default="float32",
+                   help="ivfpq --rescore: stored vectors in float32 (exact) or float16 (half the memory)")
     b.add_argument("--milvus-uri", help="milvus: a local .db file (milvus-lite) or a server URI")
     s = sub.add_parser("search", help="rank the gallery for a query image")
     s.add_argument("index", help="index folder")
@@ -131,6 +137,8 @@ def _build(args: argparse.Namespace) -> int:
     from vireid.retrieval.index import GalleryIndex
     from vireid.retrieval.sources import records_from_run_dataset
 
+    if args.kind != "ivfpq" and args.rescore:
+        raise ConfigError(f"--rescore applies to --kind ivfpq only, not {args.kind}")
     embedder = _embedder(args)
     if args.run_test_set:
         from vireid.commands._common import load_run_config
@@ -143,7 +151,8 @@ def _build(args: argparse.Namespace) -> int:
     # thumbnails are served only from under the images' common folder (and the index's uploads/)
     roots = [os.path.commonpath([os.path.dirname(r.path) for r in records])]
     vectors = _embed_records(embedder, records, args.flip)
-    params = {"nlist": args.nlist, "pq_m": args.pq_m} if args.kind == "ivfpq" else {}
+    params = ({"nlist": args.nlist, "pq_m": args.pq_m, "nprobe": args.nprobe, "rescore": args.rescore,
+               "rescore_dtype": args.rescore_dtype} if args.kind == "ivfpq" else {})
     index = GalleryIndex.create(args.out, fingerprint=embedder.fingerprint, model_name=embedder.model_name,
                                 preprocessing=embedder.spec, records=records, vectors=vectors, kind=args.kind,
                                 image_roots=roots, milvus_uri=args.milvus_uri, **params)

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body (default 10 MB)")
     parser.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image (default 25 Mpixel)")
     parser.add_argument("--threads", type=int, default=1, help="compute threads for embedding (default 1)")
+    parser.add_argument("--keep-alive", type=int, default=None, metavar="S",
+                        help="seconds an idle keep-alive connection stays open (default 75; must exceed the "
+                             "clients' pool expiry, httpx 5 s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from vireid.api import load
     from vireid.errors import ConfigError
     from vireid.retrieval.index import GalleryIndex
-    from vireid.retrieval.service import TOKEN_ENV, ServiceLimits, create_app
+    from vireid.retrieval.service import KEEP_ALIVE_S, TOKEN_ENV, ServiceLimits, create_app, server_config
 
     if bool(args.run) == bool(args.model):
         raise ConfigError("give exactly one of --run (the run the index was built with) or --model (its .onnx)")
+    keep_alive = KEEP_ALIVE_S if args.keep_alive is None else args.keep_alive
+    if keep_alive < 1:
+        raise ConfigError(f"--keep-alive must be at least 1 second, got {keep_alive}")
     torch.set_num_threads(max(1, args.threads))
     index = GalleryIndex.open(args.index)
     embedder = load(args.model or args.run, checkpoint=args.checkpoint)
@@ -46,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
     if not os.environ.get(TOKEN_ENV):
         logger.info("%s is not set: POST/DELETE /gallery are disabled", TOKEN_ENV)
     print(f"serving {args.index} ({len(index)} images) on http://{args.host}:{args.port}/")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(server_config(app, host=args.host, port=args.port, keep_alive=keep_alive)).run()
     return 0

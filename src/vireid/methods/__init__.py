@@ -23,5 +23,6 @@ from vireid.methods import mos  # noqa: E402,F401  isort: skip
 from vireid.methods import mcma  # noqa: E402,F401  isort: skip
 from vireid.methods import cmtr  # noqa: E402,F401  isort: skip
 from vireid.methods import sap  # noqa: E402,F401  isort: skip
+from vireid.methods import hicmd  # noqa: E402,F401  isort: skip
 
 __all__ = ["METHODS", "Method", "describe_methods", "register_method", "unregister_method"]

@@ -5,6 +5,7 @@ Folder layout (``G/``)::
     index.json           format, version, model fingerprint + name, preprocessing, dim, store settings,
                          the current generation's file names, image roots; the commit point of every write
     vectors.<gen>.faiss  FAISS index of that generation (absent for Milvus, whose data lives in Milvus)
+    vectors.<gen>.exact.faiss  the full vectors for re-scoring IVF-PQ candidates (only with ``rescore``)
     meta.<gen>.sqlite    table ``gallery``: id, path, camera, modality, timestamp, track_id, identity
     uploads/             images added through the service
 
@@ -184,7 +185,7 @@ class GalleryIndex:
 
     def _commit(self) -> None:
         """Write the next generation's files, then point ``index.json`` at them; drop the old files."""
-        old = (self.info.get("vectors"), self.info.get("metadata"))
+        old = (self.info.get("vectors"), self.info.get("metadata"), (self.info.get("store") or {}).get("exact_vectors"))
         gen = int(self.info["generation"]) + 1
         info = dict(self.info, generation=gen, metadata=f"meta.{gen}.sqlite")
         self.db.commit()  # a backup from a connection with an open write transaction waits forever
@@ -200,7 +201,7 @@ class GalleryIndex:
         atomic_write_json(self.root / "index.json", info)
         self.info = info
         for name in old:
-            if name and name not in (info["vectors"], info["metadata"]):
+            if name and name not in (info["vectors"], info["metadata"], info["store"].get("exact_vectors")):
                 (self.root / name).unlink(missing_ok=True)
 
     # -- changes -------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ One small interface (:class:`VectorStore`): ``add(ids, vectors)``, ``remove(ids)
 
 * ``flat``: ``IndexFlatIP``, exact (the default, and the reference the others are measured against);
 * ``ivfpq``: ``IndexIVFPQ`` (inverted lists + product quantisation; trained on the first vectors
-  added, so it needs at least ``39 * nlist`` of them), for millions of images;
+  added, so it needs at least ``39 * nlist`` of them), for millions of images; with ``rescore=r``
+  it fetches the top ``k * r`` by PQ score and re-ranks them by exact inner products with the
+  stored vectors (float32: exact; float16: half the memory), returning the top ``k``;
 * ``hnsw``: ``IndexHNSWFlat`` (graph search); FAISS cannot remove from it, so deleted ids stay as
   tombstones and are filtered out of every search by an id selector.
 * ``milvus``: a Milvus collection through ``pymilvus`` (``milvus-lite`` when the URI is a local
@@ -25,9 +27,10 @@ from vireid.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FaissStore", "MilvusStore", "VectorStore", "STORE_KINDS", "make_store", "load_store"]
+__all__ = ["FaissStore", "MilvusStore", "VectorStore", "RESCORE_DTYPES", "STORE_KINDS", "make_store", "load_store"]
 
 STORE_KINDS = ("flat", "ivfpq", "hnsw", "milvus")
+RESCORE_DTYPES = ("float32", "float16")
 
 
 class VectorStore:
@@ -54,13 +57,25 @@ class VectorStore:
 class FaissStore(VectorStore):
     """FAISS index wrapped in ``IndexIDMap2`` (our ids, not positions)."""
 
-    def __init__(self, kind: str, dim: int, *, index: Any = None, nlist: int = 1024, pq_m: int = 64,
-                 pq_bits: int = 8, hnsw_m: int = 32, nprobe: int = 16, ef_search: int = 128) -> None:
+    def __init__(self, kind: str, dim: int, *, index: Any = None, exact: Any = None, nlist: int = 1024,
+                 pq_m: int = 64, pq_bits: int = 8, hnsw_m: int = 32, nprobe: int = 16, ef_search: int = 128,
+                 rescore: int = 0, rescore_dtype: str = "float32") -> None:
         import faiss
 
         self.kind, self.dim = kind, int(dim)
+        if rescore and kind != "ivfpq":
+            raise ConfigError(f"index {kind}: rescore applies to ivfpq only (flat is exact, hnsw stores full vectors)")
+        if rescore < 0 or rescore == 1:
+            raise ConfigError(f"index ivfpq: rescore must be 0 (off) or a candidate factor >= 2, got {rescore}")
+        if rescore_dtype not in RESCORE_DTYPES:
+            raise ConfigError(f"index ivfpq: rescore_dtype must be one of {', '.join(RESCORE_DTYPES)}, "
+                              f"got {rescore_dtype!r}")
         self.params = {"nlist": nlist, "pq_m": pq_m, "pq_bits": pq_bits, "hnsw_m": hnsw_m, "nprobe": nprobe,
-                       "ef_search": ef_search}
+                       "ef_search": ef_search, "rescore": int(rescore), "rescore_dtype": rescore_dtype}
+        # the full vectors for re-scoring, keyed by our ids: (N, D) float32 or float16 codes
+        self.exact = exact if exact is not None or not rescore else faiss.IndexIDMap2(
+            faiss.IndexFlatIP(self.dim) if rescore_dtype == "float32" else
+            faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
         if index is not None:
             self.index = index
             return
@@ -93,14 +108,20 @@ class FaissStore(VectorStore):
                 raise ConfigError(f"index ivfpq: training needs at least {need} vectors (39 x nlist="
                                   f"{self.params['nlist']}), got {len(vectors)}; use --kind flat or a smaller nlist")
             inner.train(vectors)
-        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)  # (N,)
+        self.index.add_with_ids(vectors, ids)
+        if self.exact is not None:
+            self.exact.add_with_ids(vectors, ids)
 
     def remove(self, ids: np.ndarray) -> None:
         if self.kind == "hnsw":
             return  # tombstones: the index's metadata no longer lists them, searches filter them out
         import faiss
 
-        self.index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        self.index.remove_ids(selector)
+        if self.exact is not None:
+            self.exact.remove_ids(selector)
 
     def _params(self, selector: Any) -> Any:
         import faiss
@@ -118,22 +139,46 @@ class FaissStore(VectorStore):
         if self.ntotal == 0 or k < 1:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         selector = None if allowed is None else faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = self.index.search(queries, min(k, self.ntotal), params=self._params(selector))
-        return scores, ids  # (Q, k) each
+        fetch = min(k * max(self.params["rescore"], 1), self.ntotal)
+        scores, ids = self.index.search(queries, fetch, params=self._params(selector))  # (Q, fetch) each
+        if self.exact is None:
+            return scores, ids
+        return self._rescore(queries, ids, min(k, self.ntotal))
+
+    def _rescore(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Re-rank (Q, C) candidate ids by the inner product of each query with its stored vectors."""
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        for qi, row in enumerate(candidates):
+            row = row[row >= 0]  # (C',) fewer than C when the filter leaves fewer candidates
+            if len(row) == 0:
+                continue
+            exact = self.exact.reconstruct_batch(row) @ queries[qi]  # (C', D) @ (D,) -> (C',)
+            order = np.argsort(-exact, kind="stable")[:k]  # ties keep the PQ order
+            scores[qi, :len(order)], ids[qi, :len(order)] = exact[order], row[order]
+        return scores, ids  # (Q, k) each; missing hits -inf / -1
 
     def save(self, path: Path) -> dict[str, Any]:
         import faiss
 
         faiss.write_index(self.index, str(path))
-        return {"kind": self.kind, **self.params}
+        settings = {"kind": self.kind, **self.params}
+        if self.exact is not None:  # beside the index: vectors.<gen>.faiss -> vectors.<gen>.exact.faiss
+            exact = path.with_name(f"{path.stem}.exact{path.suffix}")
+            faiss.write_index(self.exact, str(exact))
+            settings["exact_vectors"] = exact.name
+        return settings
 
     @classmethod
     def load(cls, path: Path, settings: dict[str, Any]) -> "FaissStore":
         import faiss
 
         index = faiss.read_index(str(path))
-        kw = {k: v for k, v in settings.items() if k not in ("kind", "dim")}
-        return cls(settings["kind"], index.d, index=index, **kw)
+        exact = None
+        if settings.get("exact_vectors"):
+            exact = faiss.read_index(str(path.parent / settings["exact_vectors"]))
+        kw = {k: v for k, v in settings.items() if k not in ("kind", "dim", "exact_vectors")}
+        return cls(settings["kind"], index.d, index=index, exact=exact, **kw)
 
 
 class MilvusStore(VectorStore):
