@@ -43,6 +43,8 @@ TINY_MODELS: dict[str, dict] = {
     "agw": {"arch": "resnet18", "non_local": False},
     "baseline": {"arch": "resnet18"},
     "mrda": {"arch": "resnet18", "dam_qk_channels": 32},
+    "maum": {"arch": "resnet18"},
+    "cmlsp": {"arch": "resnet18", "non_local": False, "stripes": 4, "local_dim": 16},
     "vit": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
     "cmtr": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
     "sap": {"arch": "vit_cpu", "img_size": [64, 32], "patch_size": 8, "stride": 6, "depth": 2},
@@ -73,6 +75,9 @@ TINY_VIT: dict = TINY_MODELS["vit"]
 # model name -> tiny constructor kwargs for the models that are not two-stream ResNets (the generic model
 # tests use {"arch": "resnet18"} for the others)
 TINY_PER_MODEL: dict[str, dict] = {"vit": TINY_VIT, "cmtr": TINY_VIT, "sap": TINY_VIT}
+# SPOT (two-stream ResNet-18 + a small structure branch); without heatmaps it runs on its uniform fallback
+TINY_PER_MODEL["spot"] = {"arch": "resnet18", "structure_channels": 16, "relation_hidden": 8, "qk_channels": 8,
+                          "parts": 3, "tpi_heads": 4}
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,10 @@ def _features() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_registry_names() -> None:
-    assert set(RERANKERS) == {"k-reciprocal", "sim"}
+    from vireid.methods import METHODS
+
+    from_methods = {name for m in METHODS.names() for name in METHODS.get(m).rerankers}
+    assert set(RERANKERS) - from_methods == {"k-reciprocal", "sim"}  # the core's; methods add theirs (nformer)
     assert build_reranker("none") is None
 
 
@@ -46,7 +49,7 @@ def test_build_reranker_binds_parameters() -> None:
 
 
 def test_build_reranker_rejects_unknowns_early() -> None:
-    with pytest.raises(ConfigError, match="unknown re-ranker 'knn'; valid names: none, k-reciprocal, sim"):
+    with pytest.raises(ConfigError, match="unknown re-ranker 'knn'; valid names: none, k-reciprocal, nformer, sim"):
         build_reranker("knn")
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['k3'\] for re-ranker 'k-reciprocal'"):
         build_reranker("k-reciprocal", k3=1)

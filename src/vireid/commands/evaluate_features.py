@@ -123,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
                               "training features) with evaluate-features")
         distance_fn = jaccard_from_args(args)
     feats = load_features(args.features)
+    if feats.metadata and feats.metadata.get("run") is not None:  # a refiner reading the run's model (nformer)
+        from vireid.rerank.registry import bind_run
+
+        bind_run(distance_fn, rerank_settings, feats.metadata["run"], feats.metadata.get("checkpoint") or "best")
     if args.dataset in _TEXT_DATASETS:  # the text-to-image protocol: L2-normalised features, dot product
         args.distance, args.normalize = "cosine", True
     plan, samples = plan_for_relpaths(args.dataset, feats.paths, args.root, options=options, **settings)

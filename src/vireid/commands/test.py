@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from vireid.evaluation.protocols import format_table
     from vireid.commands._distance import check_distance_args, jaccard_from_args, needs_prior, record_distance
     from vireid.rerank import reranker_from_args
+    from vireid.rerank.registry import bind_run
     from vireid.utils.io import atomic_write_json
 
     cfg = load_run_config(args.run, args.overrides)
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None and (args.distance != "euclidean" or args.no_normalize):
         raise ConfigError("--report scores L2-normalised features by Euclidean distance; drop --report to test "
                           f"--distance {args.distance}{' --no-normalize' if args.no_normalize else ''}")
+    bind_run(distance_fn, rerank_settings, args.run, args.checkpoint)  # a refiner reading the run's model (nformer)
     if args.report is not None:  # one evaluation feeds the table and the report
         from pathlib import Path
 

@@ -21,8 +21,13 @@ from vireid.methods import mrda  # noqa: E402,F401  isort: skip
 from vireid.methods import dan  # noqa: E402,F401  isort: skip
 from vireid.methods import mos  # noqa: E402,F401  isort: skip
 from vireid.methods import mcma  # noqa: E402,F401  isort: skip
+from vireid.methods import maum  # noqa: E402,F401  isort: skip
+from vireid.methods import cmlsp  # noqa: E402,F401  isort: skip
 from vireid.methods import cmtr  # noqa: E402,F401  isort: skip
 from vireid.methods import sap  # noqa: E402,F401  isort: skip
+from vireid.methods import spot  # noqa: E402,F401  isort: skip
 from vireid.methods import hicmd  # noqa: E402,F401  isort: skip
+from vireid.methods import nformer  # noqa: E402,F401  isort: skip
+from vireid.methods import msclnet  # noqa: E402,F401  isort: skip
 
 __all__ = ["METHODS", "Method", "describe_methods", "register_method", "unregister_method"]

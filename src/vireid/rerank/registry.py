@@ -90,6 +90,30 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "sim_kg": ("sim", "k_g"),
     "sim_alpha": ("sim", "alpha"),
 }
+# flags a method package adds for its own re-ranker: dest -> (method, keyword, type, metavar, help)
+_EXTRA_FLAGS: dict[str, tuple[str, str, type, str, str]] = {}
+
+
+def register_rerank_flag(dest: str, method: str, key: str, kind: type, metavar: str, text: str) -> None:
+    """Add ``--<dest with dashes>`` setting keyword ``key`` of re-ranker ``method`` (a method package
+    calls this beside ``register_method``; e.g. NFormer's ``--nformer-topk``)."""
+    if dest in _FLAGS or (dest in _EXTRA_FLAGS and _EXTRA_FLAGS[dest][:2] != (method, key)):
+        raise ConfigError(f"re-ranker flag --{dest.replace('_', '-')} is already registered")
+    _EXTRA_FLAGS[dest] = (method, key, kind, metavar, text)
+
+
+def _all_flags() -> dict[str, tuple[str, str]]:
+    return {**_FLAGS, **{dest: (m, k) for dest, (m, k, *_rest) in _EXTRA_FLAGS.items() if m in RERANKERS}}
+
+
+def bind_run(reranker: "Reranker | None", record: dict[str, Any], run: str, checkpoint: str) -> None:
+    """Give a re-ranker that reads a trained model (a ``run`` keyword, e.g. NFormer's refiner) the
+    run being tested, unless its ``run`` was set explicitly; updates ``record`` to match."""
+    if reranker is None or "run" not in _keywords(reranker.name) or reranker.params.get("run") is not None:
+        return
+    reranker.params["run"], record["run"] = str(run), str(run)
+    if "checkpoint" in _keywords(reranker.name):
+        reranker.params["checkpoint"], record["checkpoint"] = str(checkpoint), str(checkpoint)
 
 
 def _keywords(name: str) -> dict[str, Any]:
@@ -115,7 +139,13 @@ def _check_name(name: str) -> None:
 def _validate(name: str, params: dict[str, Any]) -> None:
     """The same range checks the re-rankers apply, run before any feature is extracted."""
     for key, value in params.items():
-        if key in ("k1", "k2", "top_k", "k_q", "k_g"):
+        if key in ("topk", "landmarks", "cross_modal_quota", "seed", "run") and value is None:
+            continue
+        if key in ("topk", "landmarks"):
+            check_int(key, value, 1)
+        elif key in ("cross_modal_quota", "seed"):
+            check_int(key, value, 0)
+        elif key in ("k1", "k2", "top_k", "k_q", "k_g"):
             check_int(key, value, 1)
         elif key in ("lambda_value", "alpha"):
             check_float(key, value, 0.0, 1.0)
@@ -158,7 +188,7 @@ def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
         choices=rerank_methods(),
         default="none",
         help="re-rank query-gallery distances: k-reciprocal (Zhong et al., CVPR 2017) or sim "
-        "(seeds/002 §5); default: none",
+        "(seeds/002 §5), or a method's test-time refiner (nformer: see vireid methods); default: none",
     )
     helps = {
         "rerank_k1": ("K", int, f"k-reciprocal k1 (default {kr['k1']})"),
@@ -170,6 +200,9 @@ def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
         "sim_kg": ("K", int, f"SIM gallery k-reciprocal k, Eq. 7 (default {sim['k_g']})"),
         "sim_alpha": ("A", float, f"SIM weight of d_S against d_M, Eq. 8 (default {sim['alpha']})"),
     }
+    for dest, (method, _key, kind, metavar, text) in _EXTRA_FLAGS.items():
+        if method in RERANKERS:
+            helps[dest] = (metavar, kind, text)
     for dest, (metavar, kind, text) in helps.items():
         group.add_argument("--" + dest.replace("_", "-"), type=kind, default=None, metavar=metavar, help=text)
 
@@ -185,7 +218,7 @@ def reranker_from_args(args: argparse.Namespace) -> tuple[Reranker | None, dict[
     method = getattr(args, "rerank", None) or "none"
     _check_name(method)
     params = default_params(method)
-    for dest, (owner, key) in _FLAGS.items():
+    for dest, (owner, key) in _all_flags().items():
         value = getattr(args, dest, None)
         if value is None:
             continue
@@ -196,7 +229,7 @@ def reranker_from_args(args: argparse.Namespace) -> tuple[Reranker | None, dict[
     try:
         reranker = build_reranker(method, **params)
     except ConfigError as exc:
-        flags = {key: "--" + dest.replace("_", "-") for dest, (owner, key) in _FLAGS.items() if owner == method}
+        flags = {key: "--" + dest.replace("_", "-") for dest, (owner, key) in _all_flags().items() if owner == method}
         bad = next((flags[k] for k in flags if str(exc).startswith(f"{k} ")), None)
         raise ConfigError(f"{bad}: {exc}" if bad else str(exc)) from None
     return reranker, {"method": method, **params}

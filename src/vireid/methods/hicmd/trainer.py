@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from vireid.config import TrainConfig
 from vireid.engine.checkpoint import CheckpointError, unwrap
