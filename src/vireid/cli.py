@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("index", "build, search, add to or delete from a gallery index (FAISS or Milvus + SQLite)"),
     "serve": ("serve", "serve a gallery index: search API (FastAPI) and web page"),
     "prepare-cuhk03": ("prepare_cuhk03", "extract the images of the original cuhk-03.mat (HDF5) for CUHK03-NP"),
+    "train-text": ("train_text", "train a text-to-image model (MCMA) on a caption + image dataset"),
+    "search-text": ("search_text", "text -> image: a trained MCMA run under the text-to-image protocol, or a query"),
 }
 
 

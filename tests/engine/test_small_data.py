@@ -91,8 +91,10 @@ def test_every_shipped_recipe_loads_with_every_section_checked():
 
     from vireid.config import load_config, read_yaml_mapping
     from vireid.methods.dan.config import load_adapt_config
+    from vireid.methods.mcma.config import load_mcma_config
 
     recipes = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
     assert len(recipes) >= 10
     for path in recipes:
-        (load_adapt_config if "target" in read_yaml_mapping(path) else load_config)(path)
+        values = read_yaml_mapping(path)  # adapt recipes have `target`, train-text (MCMA) recipes `loss`
+        (load_adapt_config if "target" in values else load_mcma_config if "loss" in values else load_config)(path)

@@ -24,6 +24,7 @@ NOT_EXPORTABLE: dict[str, str] = {
 NOT_CHECKED: dict[str, str] = {
     "msclnet": "eval mode is a two-stream ResNet + GeM + BNNeck like agw, but no ONNX parity test has been run",
     "nformer": "eval mode (the CNN embedding) as agw; the test-time refinement needs the whole set, never exported",
+    "mos": "a backbone + average pooling like agw, but retrieval reads g (SetOutput.embedding = features): no ONNX parity test run",
 }
 
 

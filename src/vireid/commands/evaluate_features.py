@@ -66,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     new.add_argument("--version", choices=["labeled", "detected"], help="cuhk03-np: the boxes (default labeled)")
     new.add_argument("--split", choices=["test", "val"], help="cuhk-pedes, rstpreid: evaluated split (default test); "
                      "the paths of captions are '<image path>#<k>'; features are L2-normalised, cosine distance")
-    parser.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean", help="default euclidean")
+    from vireid.commands._distance import add_distance_arguments
+
+    add_distance_arguments(parser)
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the features first")
     parser.add_argument("--device", default="cpu", help="where distances are computed (default cpu)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from vireid.engine.runtime import resolve_device
     from vireid.evaluation.features import load_features
     from vireid.evaluation.protocols import evaluate_plan, format_table
+    from vireid.commands._distance import check_distance_args, jaccard_from_args, needs_prior, record_distance
     from vireid.rerank import reranker_from_args
 
     device = resolve_device(args.device, "--device")
@@ -110,6 +113,15 @@ def run(args: argparse.Namespace) -> int:
     if "trials" in settings:
         settings["trials"] = _parse_trials(settings["trials"])
     distance_fn, rerank_settings = reranker_from_args(args)
+    check_distance_args(args, distance_fn)
+    if args.distance == "jaccard":
+        if args.dataset in _TEXT_DATASETS:
+            raise ConfigError(f"--distance jaccard does not apply to --dataset {args.dataset} (the text-to-image "
+                              "protocol compares L2-normalised features by cosine)")
+        if needs_prior(args):
+            raise ConfigError("--jaccard-lambda > 0 needs --jaccard-prior FILE.npz (a co-occurrence prior of "
+                              "training features) with evaluate-features")
+        distance_fn = jaccard_from_args(args)
     feats = load_features(args.features)
     if feats.metadata and feats.metadata.get("run") is not None:  # a refiner reading the run's model (nformer)
         from vireid.rerank.registry import bind_run
@@ -118,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset in _TEXT_DATASETS:  # the text-to-image protocol: L2-normalised features, dot product
         args.distance, args.normalize = "cosine", True
     plan, samples = plan_for_relpaths(args.dataset, feats.paths, args.root, options=options, **settings)
-    result = evaluate_plan(plan, samples, feats.features, distance=args.distance, normalize=args.normalize,
-                           device=device, distance_fn=distance_fn)
+    result = evaluate_plan(plan, samples, feats.features, distance="euclidean" if args.distance == "jaccard"
+                           else args.distance, normalize=args.normalize, device=device, distance_fn=distance_fn)
+    record_distance(result, args, distance_fn)
     result["settings"]["rerank"] = rerank_settings
     result["settings"]["features_file"] = str(args.features)
     result["settings"]["features"] = f"{feats.features.shape[0]} x {feats.features.shape[1]}"

@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config override, e.g. --set data.root=/data/SYSU-MM01")
     add_protocol_arguments(parser)
     add_rerank_arguments(parser)
+    from vireid.commands._distance import add_distance_arguments
+
+    add_distance_arguments(parser)
+    parser.add_argument("--no-normalize", action="store_true",
+                        help="compare the raw embeddings (default: L2-normalised, except for --distance jaccard)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", nargs="?", const="", metavar="DIR",
                         help="also write the run's report (results.md, cmc.png, ranked_list.png, curves, t-SNE, "
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from vireid.config import dataset_errors
     from vireid.engine.runtime import runtime_from_config
     from vireid.evaluation.protocols import format_table
+    from vireid.commands._distance import check_distance_args, jaccard_from_args, needs_prior, record_distance
     from vireid.rerank import reranker_from_args
     from vireid.rerank.registry import bind_run
     from vireid.utils.io import atomic_write_json
@@ -68,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         raise ConfigError("\n".join(errors))
     distance_fn, rerank_settings = reranker_from_args(args)
+    check_distance_args(args, distance_fn)
+    if args.report is not None and (args.distance != "euclidean" or args.no_normalize):
+        raise ConfigError("--report scores L2-normalised features by Euclidean distance; drop --report to test "
+                          f"--distance {args.distance}{' --no-normalize' if args.no_normalize else ''}")
     bind_run(distance_fn, rerank_settings, args.run, args.checkpoint)  # a refiner reading the run's model (nformer)
     if args.report is not None:  # one evaluation feeds the table and the report
         from pathlib import Path
@@ -82,8 +92,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         with runtime_from_config(cfg.runtime, deterministic=False) as runtime:
             model, ckpt = load_trained_model(cfg, resolve_checkpoint(args.run, args.checkpoint), runtime)
+            if args.distance == "jaccard":
+                prior, source = None, ""
+                if needs_prior(args):  # from the run's own training images (its recipe, without --set)
+                    from vireid.methods.mos.run_prior import training_prior
+
+                    prior, source = training_prior(model, load_run_config(args.run), runtime,
+                                                   top_k=args.jaccard_top_k or 32, batch_size=cfg.eval.batch_size)
+                distance_fn = jaccard_from_args(args, prior, source)
             result = evaluate_model(model, cfg, runtime, protocol=protocol, flip=args.flip, distance_fn=distance_fn,
-                                    rerank_settings=rerank_settings)
+                                    rerank_settings=rerank_settings,
+                                    distance="euclidean" if args.distance == "jaccard" else args.distance,
+                                    normalize=args.distance != "jaccard" and not args.no_normalize)
+            record_distance(result, args, distance_fn)
         result["settings"]["checkpoint"] = {"which": args.checkpoint, "epoch": ckpt["epoch"]}
     if args.out:
         atomic_write_json(args.out, result)

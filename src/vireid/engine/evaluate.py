@@ -53,11 +53,14 @@ def evaluate_model(
     distance_fn: Callable | None = None,
     rerank_settings: dict[str, Any] | None = None,
     dataset=None,
+    distance: str = "euclidean",
+    normalize: bool = True,
 ) -> dict[str, Any]:
     """Extract the test features and score them under the dataset's protocol.
 
     Features are the L2-normalised post-BN embeddings compared by Euclidean distance (the AGW
-    test setting). Flip augmentation and re-ranking are off unless asked for, and recorded in
+    test setting) unless ``distance`` (``"euclidean"`` or ``"cosine"``) / ``normalize`` say otherwise
+    (``distance_fn``, e.g. MoS's Jaccard, replaces the distance and sees the features as normalised or not). Flip augmentation and re-ranking are off unless asked for, and recorded in
     the result's settings either way.
     """
     from vireid.evaluation.protocols import evaluate_plan
@@ -66,7 +69,8 @@ def evaluate_model(
     settings = dict(cfg.eval.protocol if protocol is None else protocol)
     plan = build.build_eval_plan(dataset, settings)
     feats = extract_features(model, dataset.test, cfg.data, runtime, batch_size=cfg.eval.batch_size, flip=flip)
-    result = evaluate_plan(plan, dataset.test, feats, distance="euclidean", normalize=True, distance_fn=distance_fn)
+    result = evaluate_plan(plan, dataset.test, feats, distance=distance, normalize=normalize,
+                           distance_fn=distance_fn)
     result["settings"]["flip"] = bool(flip)
     result["settings"]["rerank"] = rerank_settings or {"method": "none"}
     return result

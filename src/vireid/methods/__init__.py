@@ -19,6 +19,8 @@ from vireid.methods import agw  # noqa: E402,F401  isort: skip
 from vireid.methods import caj  # noqa: E402,F401  isort: skip
 from vireid.methods import mrda  # noqa: E402,F401  isort: skip
 from vireid.methods import dan  # noqa: E402,F401  isort: skip
+from vireid.methods import mos  # noqa: E402,F401  isort: skip
+from vireid.methods import mcma  # noqa: E402,F401  isort: skip
 from vireid.methods import maum  # noqa: E402,F401  isort: skip
 from vireid.methods import cmlsp  # noqa: E402,F401  isort: skip
 from vireid.methods import cmtr  # noqa: E402,F401  isort: skip
