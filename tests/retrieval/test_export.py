@@ -18,7 +18,6 @@ EXPORTED = ("agw", "baseline", "cmlsp", "cmtr", "maum", "mrda", "sap", "vit")  #
 NOT_EXPORTABLE: dict[str, str] = {
     "hicmd": "HiCMD has no TwoStreamResNet backbone; its forward cannot be split per modality (the exporter's ExportError)",
     "spot": "reads keypoint heatmaps (aux_inputs); the exported graph takes images and modality only",
-    "hicmd": "its own encoder, not a two-stream ResNet the exporter can split per modality (why_not_exportable says so)",
 }
 # registered models whose export has not been checked yet (no tiny run in TINY_MODELS): not claimed either way
 NOT_CHECKED: dict[str, str] = {
