@@ -274,7 +274,7 @@ def test_readme_tables_are_the_grids_tables() -> None:
     from vireid.engine.grid.table import HEADERS
 
     readme = (REPO / "README.md").read_text()
-    for name in ("method_comparison", "dan_synthetic", "hicmd_synthetic"):
+    for name in ("method_comparison", "dan_synthetic", "hicmd_synthetic", "survey_methods"):
         spec = load_grid(GRIDS / f"{name}.yaml")
         assert f"vireid grid configs/grids/{name}.yaml" in readme
         headers = {**HEADERS, **spec.headers}
