@@ -140,3 +140,15 @@ def test_dataset_options_and_name_checked_at_load():
     cfg = config_from_dict({"data": {"dataset": "regdb", "options": {"trial": 2}},
                             "eval": {"protocol": {"direction": "thermal-to-visible"}}})
     assert cfg.data.options == {"trial": 2}
+
+
+def test_a_vit_built_for_another_input_size_is_a_config_error() -> None:
+    from vireid.config import config_from_dict
+
+    values = {"model": {"name": "vit", "params": {"arch": "vit_cpu", "img_size": [128, 64]}},
+              "data": {"height": 64, "width": 32}}
+    with pytest.raises(ConfigError, match=r"model\.params\.img_size: \[128, 64\] differs from the images of "
+                                          r"data\.height x data\.width \(64 x 32\)"):
+        config_from_dict(values)
+    values["model"]["params"]["img_size"] = [64, 32]
+    assert config_from_dict(values).model.params["img_size"] == [64, 32]

@@ -257,6 +257,7 @@ class TrainConfig(Section):
                 errors.extend(registry.param_errors(name, params, where, exclude))
 
         check(MODELS, self.model.name, self.model.params, "model.params", "model.name", ("num_classes",))
+        errors += _input_size_errors(MODELS, self.model, self.data)
         names = [c.name for c in self.losses]
         for i, c in enumerate(self.losses):
             check(LOSSES, c.name, c.params, f"losses[{i}].params", f"losses[{i}].name")
@@ -273,6 +274,23 @@ class TrainConfig(Section):
             valid = ", ".join(sorted({"default", *TRAINERS.names()}))
             errors.append(f"trainer: unknown trainer {self.trainer!r}; valid: {valid}")
         return errors
+
+
+def _input_size_errors(models: Any, model: "ModelConfig", data: "DataConfig") -> list[str]:
+    """A model built for a fixed input size (a ViT's ``img_size``: its position-embedding grid) must be
+    given the images the data section makes; otherwise the first forward pass would fail."""
+    import inspect
+
+    if model.name not in models:
+        return []
+    param = inspect.signature(models.get(model.name)).parameters.get("img_size")
+    if param is None:
+        return []
+    size = model.params.get("img_size", param.default)
+    if isinstance(size, (list, tuple)) and list(size) != [data.height, data.width]:
+        return [f"model.params.img_size: {list(size)} differs from the images of data.height x data.width "
+                f"({data.height} x {data.width}); set one to the other"]
+    return []
 
 
 def dataset_errors(source: DatasetSource, protocol: dict[str, Any], where: str, protocol_key: str) -> list[str]:
