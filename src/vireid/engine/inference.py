@@ -13,6 +13,12 @@ from vireid.types import Sample
 from vireid.engine.runtime import Runtime
 
 
+def takes_aux(model: nn.Module) -> bool:
+    """Whether ``model`` (or the module a DDP wrapper holds) declares ``aux_inputs``: it is called
+    ``model(images, modality, aux=...)``."""
+    return bool(getattr(getattr(model, "module", model), "aux_inputs", ()))
+
+
 def flip_aux(aux: dict[str, torch.Tensor], parsing_labels: str = "atr") -> dict[str, torch.Tensor]:
     """The auxiliary maps of horizontally mirrored images: heatmaps mirrored with left/right joints
     swapped (COCO order), parsing maps mirrored with left/right labels swapped (``parsing_labels``)."""
@@ -36,7 +42,7 @@ def embed_batch(model: nn.Module, images: torch.Tensor, modality: torch.Tensor, 
     ``aux`` (keypoint heatmaps, parsing maps) reaches a model whose class declares ``aux_inputs``."""
     images = runtime.prepare_images(images)
     modality = modality.to(runtime.device)
-    wants_aux = bool(getattr(getattr(model, "module", model), "aux_inputs", ()))
+    wants_aux = takes_aux(model)
     kw: dict[str, object] = {}
     if wants_aux:
         kw["aux"] = {k: v.to(runtime.device) for k, v in (aux or {}).items()}
@@ -62,7 +68,7 @@ def extract_features(
     """(N, D) float32 embeddings of ``samples`` (test transform, eval mode), in the samples' order."""
     from vireid.data.loader import build_test_loader
 
-    if data_cfg.aux.enabled and getattr(getattr(model, "module", model), "aux_inputs", ()):
+    if data_cfg.aux.enabled and takes_aux(model):
         from torch.utils.data import DataLoader
 
         from vireid.data.aux_dataset import build_aux_dataset

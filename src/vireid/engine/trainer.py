@@ -47,7 +47,7 @@ from vireid.engine.checkpoint import (
     save_checkpoint,
     unwrap,
 )
-from vireid.engine.inference import extract_features
+from vireid.engine.inference import extract_features, takes_aux
 from vireid.engine.interrupt import StopRequest, TrainingInterrupted
 from vireid.engine.runtime import Runtime, seed_everything
 from vireid.errors import ConfigError
@@ -75,7 +75,7 @@ class _SkipBatches:
 def model_aux(model: nn.Module, batch: Batch) -> dict[str, Any]:
     """``{"aux": batch.aux}`` for a model whose class declares ``aux_inputs`` (keypoint heatmaps,
     parsing maps, caption tokens), else ``{}``: the keyword part of the model call."""
-    return {"aux": batch.aux} if getattr(unwrap(model), "aux_inputs", ()) else {}
+    return {"aux": batch.aux} if takes_aux(model) else {}
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
