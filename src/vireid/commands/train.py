@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             trainer.resume(last)
         summary = trainer.fit()
+        del trainer  # its DDP wrapper holds the process group: release it before the group is destroyed
     if runtime.is_main:
         print(json.dumps({"run_dir": str(run_dir), "best": summary["best"]}, indent=2))
     return 0
