@@ -180,14 +180,13 @@ def test_evaluate_features_normalize_and_tensor_input():
 
 def test_evaluate_features_never_builds_the_full_matrix(monkeypatch):
     seen = []
-    real = metrics.pairwise_distance
+    real = metrics._rank_chunk
 
-    def spy(qf, gf, distance="euclidean", g_sq=None, **kwargs):
-        out = real(qf, gf, distance, g_sq=g_sq, **kwargs)
-        seen.append(tuple(out.shape))
-        return out
+    def spy(dist, *args, **kwargs):  # every block of the distance matrix the evaluator ranks
+        seen.append(tuple(dist.shape))
+        return real(dist, *args, **kwargs)
 
-    monkeypatch.setattr(metrics, "pairwise_distance", spy)
+    monkeypatch.setattr(metrics, "_rank_chunk", spy)
     rng = np.random.default_rng(7)
     evaluate_features(rng.standard_normal((50, 4)), rng.standard_normal((40, 4)), rng.integers(0, 3, 50),
                       rng.integers(0, 3, 40), np.ones(50, int), np.full(40, 2), chunk_size=8)

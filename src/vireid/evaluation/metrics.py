@@ -23,6 +23,14 @@ The identity-level rank counts the distinct identities of the entries ranked bef
 match. No Python loop runs per query; the per-entry passes run over cache-sized blocks of rows;
 memory is bounded by ``chunk_size`` query rows, and :func:`evaluate_features` never holds more
 than one chunk of the distance matrix.
+
+Euclidean features (issue 17: the evaluation within reach of its GEMM floor): each chunk is one
+GEMM of inner products into a reused buffer; every block of rows forms its squared distances
+``|q|^2 + |g|^2 - 2 q.g`` in cache (the same roundings as :func:`pairwise_distance`), applies the
+exclusion, bins, counts and selects candidates in one fused pass; square roots are taken only for
+the true matches and the candidates. Squared values whose roots could round to the same distance
+(relative gap below 2^-51) either share a match's bin, where they are compared exactly, or make
+the chunk fall back to its final distances first, so ties after the root keep gallery order.
 """
 
 from __future__ import annotations
@@ -199,12 +207,26 @@ def _flatnonzero(mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.flatnonzero(mask.numpy()))
 
 
-def _finish(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, squared: bool) -> None:
-    """Turn ``dist`` into final distances in place: excluded entries at +inf, ``sqrt(max(d2, 0))``."""
+Norms = tuple[torch.Tensor, torch.Tensor]  # (c,) squared query norms, (ng,) squared gallery norms
+
+
+def _squared(dot: torch.Tensor, norms: Norms, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``|q|^2 + |g|^2 - 2 q.g`` from the inner products ``dot`` and the two norms (broadcast
+    against ``dot``): the same two roundings as ``pairwise_distance`` (the factor -2 is exact), so
+    a value is the same whether computed for a block, a gathered set of pairs or a whole chunk."""
+    return torch.add(norms[0], norms[1], out=out).add_(dot, alpha=-2.0)
+
+
+def _finish(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, squared: bool,
+            norms: Norms | None = None) -> None:
+    """Turn ``dist`` into final distances in place: excluded entries at +inf, ``sqrt(max(d2, 0))``
+    (``norms``: ``dist`` holds inner products, first turned into squared distances)."""
     c, ng = dist.shape
     step = max(1, _BLOCK_ENTRIES // max(ng, 1))
     for b0 in range(0, c, step):
         b1 = min(b0 + step, c)
+        if norms is not None:
+            dist[b0:b1].copy_(_squared(dist[b0:b1], (norms[0][b0:b1].unsqueeze(1), norms[1])))
         q = slice(rows.start + b0, rows.start + b1)
         excluded = exclusion.mask(labels.q_pids[q], labels.q_camids[q], labels.g_pids, labels.g_camids)
         if excluded is not None:
@@ -227,7 +249,8 @@ def _top_k(dist: torch.Tensor, k: int) -> np.ndarray:
 
 
 def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, cmc_mode: str,
-                acc: _Accumulator, check_finite: bool = True, squared: bool = False) -> None:
+                acc: _Accumulator, check_finite: bool = True, squared: bool = False,
+                norms: Norms | None = None) -> None:
     """Add one chunk of query rows to ``acc``. ``dist`` (c, ng) is owned and may be overwritten.
 
     The 0-based rank of a kept entry is the number of kept entries before it in the stable
@@ -242,6 +265,10 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     2^-51 of each other (relative), so when every kept match's ``[v (1 - 2^-48), v (1 + 2^-48)]``
     falls in its own bin, entries of other bins cannot tie with it after the root and the ranks
     equal those of the final distances; otherwise (rare) the chunk is finished first.
+
+    ``norms`` ((c,), (ng,) squared norms; implies ``squared``): ``dist`` holds the inner products
+    q.g and each block's squared distances are formed in cache (:func:`_squared`), so the chunk is
+    never written a second time.
     """
     dist = dist.contiguous()  # flat (row * ng + column) indexing below
     c, ng = dist.shape
@@ -251,9 +278,10 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     acc.num_queries += c
     if labels.num_ids == 0 or c == 0:
         return
+    squared = squared or norms is not None
     if acc.top_k:  # the ranked list needs every entry's final distance: finish the chunk first
-        _finish(dist, rows, labels, exclusion, squared)
-        squared, exclusion = False, Exclusion.NONE
+        _finish(dist, rows, labels, exclusion, squared, norms)
+        squared, exclusion, norms = False, Exclusion.NONE, None
         acc.ranked.append(_top_k(dist, acc.top_k))
     q_pids, q_camids = labels.q_pids[rows], labels.q_camids[rows]  # (c,)
 
@@ -266,7 +294,10 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
         return
     slot = torch.arange(width, device=device)  # (w,)
     cols = labels.g_by_id[(labels.id_start[ids].unsqueeze(1) + slot).clamp(max=ng - 1)]  # (c, w) ascending
-    match_raw = dist.gather(1, cols).masked_fill_(slot >= num_cols.unsqueeze(1), math.inf)  # (c, w)
+    match_raw = dist.gather(1, cols)  # (c, w)
+    if norms is not None:
+        match_raw = _squared(match_raw, (norms[0].unsqueeze(1), norms[1][cols]))
+    match_raw.masked_fill_(slot >= num_cols.unsqueeze(1), math.inf)
     excluded = exclusion.pair_mask(q_pids.unsqueeze(1), q_camids.unsqueeze(1), labels.g_pids[cols],
                                    labels.g_camids[cols])  # (c, w) or None
     if excluded is not None:
@@ -300,28 +331,30 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
         spill = (_quantise(match_raw - near, first, scale, nb) != match_bin) | \
             (_quantise(match_raw + near, first, scale, nb) != match_bin)  # (c, w)
         if bool((spill & kept).any()):  # a value tying with a match after the root may lie in another bin
-            _finish(dist, rows, labels, exclusion, squared)
+            _finish(dist, rows, labels, exclusion, squared, norms)
             acc.num_queries -= c
             _rank_chunk(dist, rows, labels, Exclusion.NONE, cmc_mode, acc, check_finite=False)
             return
-    # per-row marks of the bins: those holding a kept match (their entries are the candidates)
-    marked = torch.zeros(c, num_bins + 1, dtype=torch.bool, device=device)  # column num_bins: a sink
-    marked.scatter_(1, torch.where(kept, match_bin, num_bins), True)
-    marked = marked[:, :num_bins].contiguous()  # (c, num_bins)
+    # per-row codes of the bins: 1 holds a kept match (its entries are the candidates), 2 lies wholly
+    # before the first match (identity-level CMC: the identities ranked before the query's own)
+    code = torch.zeros(c, num_bins + 1, dtype=torch.uint8, device=device)  # column num_bins: a sink
     identity = cmc_mode == "identity"
-    limit = torch.where(valid, match_bin[:, 0], 0).unsqueeze(1) if identity else None  # (c, 1) first match's bin
+    if identity:
+        limit = torch.where(valid, match_bin[:, 0], 0).unsqueeze(1)  # (c, 1) the first match's bin
+        code.masked_fill_(torch.arange(num_bins + 1, device=device).unsqueeze(0) < limit, 2)
+    code.scatter_(1, torch.where(kept, match_bin, num_bins), 1)
+    code = code[:, :num_bins].contiguous()  # (c, num_bins)
     seen = torch.zeros(c * labels.num_ids, dtype=torch.bool, device=device) if identity else None
 
     # exclusion, by the rule's shape: SYSU removes whole gallery columns (cam 2) from some rows
     # (cam-3 queries); same-id-same-camera removes only true matches, already found above
-    excl_rows = excl_cols = None
+    excl_rows = excl_cols = hit = None
     if exclusion is Exclusion.SYSU_SAME_LOCATION:
         excl_rows = (q_camids == 3).tolist()
-        excl_cols = (labels.g_camids == 2).unsqueeze(0)  # (1, ng)
+        excl_cols = _flatnonzero(labels.g_camids == 2).to(device)  # (n2,) the cam-2 columns
     elif exclusion is Exclusion.SAME_ID_SAME_CAMERA and excluded is not None:
-        flat = _flatnonzero(excluded & (slot < num_cols.unsqueeze(1)))  # (e,) in the (c, w) layout
-        hit = (flat // width) * ng + id_cols.reshape(-1).index_select(0, flat)  # (e,) row * ng + column
-        dist.view(-1).index_fill_(0, hit, math.inf)
+        flat = _flatnonzero(excluded & (slot < num_cols.unsqueeze(1))).to(device)  # (e,) in the (c, w) layout
+        hit, _ = torch.sort((flat // width) * ng + id_cols.reshape(-1).index_select(0, flat))  # (e,) row * ng + col
     elif exclusion is not Exclusion.NONE:
         raise AssertionError(f"unhandled exclusion {exclusion}")
 
@@ -329,7 +362,9 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     # entries in a marked bin (candidates), and the identities ranked wholly before the first match
     step = min(c, max(1, _BLOCK_ENTRIES // ng))
     scratch = torch.empty(step, ng, dtype=dist.dtype, device=device)  # buffers reused by every block
+    bins32 = torch.empty(step, ng, dtype=torch.int32, device=device)
     bins_buf = torch.empty(step, ng, dtype=torch.int64, device=device)
+    code_buf = torch.empty(step, ng, dtype=torch.uint8, device=device)
     hit_buf = torch.empty(step, ng, dtype=torch.bool, device=device)
     # values <= 0 are all distance 0: they must share a bin. Where first * scale >= 1 every d <= 0 maps
     # to (d - first) * scale <= -first * scale <= -1 (monotone rounding), i.e. bin 0: no clamp needed
@@ -339,33 +374,50 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     cand_flat, cand_bin = [], []
     for b0 in range(0, c, step):
         b1 = min(b0 + step, c)
-        block = dist[b0:b1]  # (r, ng)
-        if excl_rows is not None:
+        r = b1 - b0
+        if norms is not None:  # the squared distances of the block, in cache
+            vals = _squared(dist[b0:b1], (norms[0][b0:b1].unsqueeze(1), norms[1]), out=scratch[:r])  # (r, ng)
+        else:
+            vals = dist[b0:b1]  # (r, ng)
+        if excl_rows is not None:  # excluded entries rank after every kept one
             if all(excl_rows[b0:b1]):
-                block.masked_fill_(excl_cols, math.inf)  # (r, ng) <- (1, ng)
+                vals.index_fill_(1, excl_cols, math.inf)
             else:
                 for i in range(b0, b1):
                     if excl_rows[i]:
-                        dist[i].masked_fill_(excl_cols[0], math.inf)
+                        vals[i - b0].index_fill_(0, excl_cols, math.inf)
+        elif hit is not None:
+            lo, hi = torch.searchsorted(hit, torch.tensor([b0 * ng, b1 * ng], device=device)).tolist()
+            vals.view(-1).index_fill_(0, hit[lo:hi] - b0 * ng, math.inf)
         if squared and any(clamp_rows[b0:b1]):
-            block.clamp_min_(0.0)  # every value <= 0 is distance 0 (elsewhere they all fall in bin 0)
-        r = b1 - b0
-        bins = _quantise(block, first[b0:b1], scale[b0:b1], nb, scratch[:r], bins_buf[:r])  # (r, ng)
+            vals.clamp_min_(0.0)  # every value <= 0 is distance 0 (elsewhere they all fall in bin 0)
+        scaled = torch.sub(vals, first[b0:b1].unsqueeze(1), out=scratch[:r]).mul_(scale[b0:b1].unsqueeze(1))
+        scaled.clamp_(-1.0, nb + 1.0).add_(1.0)  # as _quantise, in place
+        bins = bins_buf[:r].copy_(bins32[:r].copy_(scaled))  # (r, ng) truncation (via int32: faster)
         hist[b0:b1].scatter_add_(1, bins, one.expand(r, ng))
-        flat = _flatnonzero(torch.gather(marked[b0:b1], 1, bins, out=hit_buf[:r]))  # (n_b,) row-major
+        sel = torch.gather(code[b0:b1], 1, bins, out=code_buf[:r])  # (r, ng)
+        flat = _flatnonzero(torch.ne(sel, 0, out=hit_buf[:r]))  # (n_b,) row-major in the block
+        kind = sel.view(-1).index_select(0, flat)  # (n_b,) 1 candidate, 2 before the first match
+        if identity:
+            before = flat[kind == 2]
+            who = labels.g_index.index_select(0, before % ng) + (before // ng + b0) * labels.num_ids
+            seen.index_fill_(0, who, True)
+            flat = flat[kind == 1]
         cand_flat.append(flat + b0 * ng)
         cand_bin.append(bins.view(-1).index_select(0, flat))
-        if identity:
-            flat = _flatnonzero(torch.lt(bins, limit[b0:b1], out=hit_buf[:r]))  # wholly before the first match
-            who = labels.g_index.index_select(0, flat % ng) + (flat // ng + b0) * labels.num_ids
-            seen.index_fill_(0, who, True)
     flat = torch.cat(cand_flat)  # (n,) ascending (row, column)
     cand_row, cand_col = flat // ng, flat % ng  # (n,)
     cand_key = torch.cat(cand_bin) + cand_row * num_bins  # (n,) (row, bin)
     del cand_flat, cand_bin
-    below = hist.cumsum(1, dtype=torch.int64).sub_(hist)  # (c, num_bins) entries in lower bins
+    below = hist.cumsum(1, dtype=torch.int32).sub_(hist)  # (c, num_bins) entries in lower bins
     del hist
     cand_d = dist.view(-1).index_select(0, flat)  # (n,)
+    if norms is not None:
+        cand_d = _squared(cand_d, (norms[0][cand_row], norms[1][cand_col]))
+    cand_excl = exclusion.pair_mask(q_pids[cand_row], q_camids[cand_row], labels.g_pids[cand_col],
+                                    labels.g_camids[cand_col])  # (n,) or None
+    if cand_excl is not None:  # (a candidate shares an excluded entry's bin only in degenerate rows)
+        cand_d.masked_fill_(cand_excl, math.inf)
     if squared:
         cand_d = cand_d.clamp_min_(0.0).sqrt_()
     seen = seen.view(c, labels.num_ids) if identity else None
@@ -523,6 +575,13 @@ def pairwise_distance(qf: torch.Tensor, gf: torch.Tensor, distance: str = "eucli
     raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
 
 
+def _row_sq(x: torch.Tensor, rows: int = 4096) -> torch.Tensor:
+    """(n,) ``(x * x).sum(dim=1)`` of (n, D) ``x``, a block of rows at a time (no n x D temporary);
+    each row is reduced alone, so the values equal those of ``pairwise_distance``."""
+    return torch.cat([(x[s:s + rows] * x[s:s + rows]).sum(dim=1) for s in range(0, x.shape[0], rows)]) \
+        if x.shape[0] else x.new_zeros(0)
+
+
 def _prepare_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tensor, distance: str, normalize: bool,
                       device: torch.device | str | None, dtype: torch.dtype
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:
@@ -544,9 +603,9 @@ def _prepare_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
     if normalize:
         q = torch.nn.functional.normalize(q, dim=1)  # (nq, D)
         g = torch.nn.functional.normalize(g, dim=1)  # (ng, D)
-    g_sq = (g * g).sum(dim=1) if distance == "euclidean" else None  # (ng,)
+    g_sq = _row_sq(g) if distance == "euclidean" else None  # (ng,)
     # finite features this small cannot overflow a distance: skip the per-chunk finiteness pass
-    bound = max(float(q.abs().max()) if q.numel() else 0.0, float(g.abs().max()) if g.numel() else 0.0)
+    bound = max((max(-float(t.min()), float(t.max())) if t.numel() else 0.0) for t in (q, g))
     check_finite = not bound**2 * q.shape[1] < 1e30
     return q, g, g_sq, check_finite
 
@@ -572,13 +631,18 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
                      _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng), q.device)
     step = chunk_size or auto_chunk_size(ng)
     acc = _Accumulator(max_rank, top_k)
-    squared = distance == "euclidean"  # ranked as sqrt(max(d2, 0)), the root taken for the few that need it
+    q_sq = _row_sq(q) if g_sq is not None else None  # (nq,) euclidean: ranked as sqrt(max(d2, 0)), d2 in cache
     buf = torch.empty(min(step, nq), ng, dtype=q.dtype, device=q.device)  # one chunk, reused
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
-        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq, out=buf[: rows.stop - start],
-                                 squared=squared)  # (c, ng)
-        _rank_chunk(dist, rows, labels, exclusion, cmc_mode, acc, check_finite=check_finite, squared=squared)
+        out = buf[: rows.stop - start]
+        if q_sq is None:
+            dist = pairwise_distance(q[rows], g, distance, out=out)  # (c, ng) cosine distances
+            _rank_chunk(dist, rows, labels, exclusion, cmc_mode, acc, check_finite=check_finite)
+        else:
+            dist = torch.mm(q[rows], g.t(), out=out)  # (c, ng) inner products: the GEMM alone
+            _rank_chunk(dist, rows, labels, exclusion, cmc_mode, acc, check_finite=check_finite,
+                        norms=(q_sq[rows], g_sq))
     return acc.result(exclusion)
 
 
@@ -618,13 +682,17 @@ def evaluate_features_shared(qf: np.ndarray | torch.Tensor, gf: np.ndarray | tor
     step = chunk_size or auto_chunk_size(ng + widest)
     tops = [top_k] * len(cols) if isinstance(top_k, int) else list(top_k)
     accs = [_Accumulator(max_rank, k) for k in tops]
-    squared = distance == "euclidean"
+    q_sq = _row_sq(q) if g_sq is not None else None  # (nq,) euclidean
     buf = torch.empty(min(step, nq), ng, dtype=q.dtype, device=q.device)  # one chunk, reused
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
-        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq, out=buf[: rows.stop - start],
-                                 squared=squared)  # (c, ng) against the pool
+        out = buf[: rows.stop - start]
+        if q_sq is None:
+            dist = pairwise_distance(q[rows], g, distance, out=out)  # (c, ng) cosine, against the pool
+        else:
+            dist = torch.mm(q[rows], g.t(), out=out)  # (c, ng) inner products against the pool
         for lab, idx, acc in zip(labels, index, accs):
             part = dist.index_select(1, idx)  # (c, ng_t) owned copy, the trial's gallery order
-            _rank_chunk(part, rows, lab, exclusion, cmc_mode, acc, check_finite=check_finite, squared=squared)
+            norms = None if q_sq is None else (q_sq[rows], g_sq.index_select(0, idx))
+            _rank_chunk(part, rows, lab, exclusion, cmc_mode, acc, check_finite=check_finite, norms=norms)
     return [acc.result(exclusion) for acc in accs]
