@@ -86,8 +86,9 @@ class AttributeEncoder(nn.Module):
     ``a^ex = [a^c; a^p]`` (B, illum_dim + pose_dim) each (VAE-style ID-excluded codes; METHODS.md §12).
 
     No normalisation layers (instance norm would erase the global statistics these codes carry).
-    ``leaky`` > 0 uses LeakyReLU: with ReLU the synthetic CPU runs lost most units of this encoder
-    (constant codes; README "Results").
+    ``leaky`` > 0 uses LeakyReLU: with ReLU (and He init, :func:`init_kaiming`, which
+    :class:`~vireid.methods.hicmd.model.HiCMD` applies) a synthetic CPU run still lost 20 of the 32
+    last-layer units by step 160 and its decoder ignored ``a^ex`` (README "Hi-CMD on the synthetic dataset").
     """
 
     def __init__(self, dim: int = 16, style_dim: int = 8, illum_dim: int = 8, pose_dim: int = 8,
