@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def plot_scaling(path: str | Path, title: str, rows: list[dict], *, xlabel: str = "N (queries + gallery)",
-                 note: str = "") -> None:
+                 note: str = "", ylabels: tuple[str, str] = ("CPU seconds (one thread)", "peak memory (MiB)")) -> None:
     """Write ``path`` (PNG): left panel seconds, right panel peak MiB, against ``n``.
 
     Each row: ``{"series": name, "n": int, "seconds": float, "peak_mb": float | None,
@@ -39,7 +39,7 @@ def plot_scaling(path: str | Path, title: str, rows: list[dict], *, xlabel: str 
             for p in pts:
                 if p.get("estimated") and p.get("peak_mb") is not None:
                     ax_m.plot([p["n"]], [p["peak_mb"]], marker="o", mfc="white", color=style["color"])
-    for ax, ylabel in ((ax_t, "CPU seconds (one thread)"), (ax_m, "peak memory (MiB)")):
+    for ax, ylabel in zip((ax_t, ax_m), ylabels):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)

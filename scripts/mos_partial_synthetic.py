@@ -5,7 +5,8 @@ gallery) with each distance on the same features, then mean ± sample std over s
     PYTHONPATH=src python scripts/mos_partial_synthetic.py --grid-out runs/mos_partial --data runs/extras200
 
 Each row is what `vireid test --run CELL --set data.dataset=partial-reid --set data.root=DATA/Partial_REID
-[--no-normalize | --distance cosine | --distance jaccard [--jaccard-lambda L]]` prints, computed in one
+[--no-normalize | --distance cosine | --distance jaccard [--jaccard-lambda L [--jaccard-penalty normalized]]]`
+prints, computed in one
 process with the same functions (the features of a run are extracted once, the prior once); the table goes to
 stdout and GRID_OUT/partial_table.md, the per-cell results to GRID_OUT/partial_results.json.
 """
@@ -31,6 +32,7 @@ from vireid.methods.mos.run_prior import training_prior
 
 METRICS = ("rank1", "rank5", "mAP", "mINP")
 LAMBDAS = (0.1, 0.01, 0.001)
+NORMALIZED_LAMBDAS = (1.0, 0.1, 0.01)  # the bounded form (CP < 1.72, on the scale of 1 - J)
 
 
 def score_cell(cell: Path, data: Path) -> dict[str, dict]:
@@ -43,6 +45,7 @@ def score_cell(cell: Path, data: Path) -> dict[str, dict]:
         plan = build.build_eval_plan(ds, {})
         feats = extract_features(model, ds.test, cfg.data, runtime, batch_size=cfg.eval.batch_size)
         prior, source = training_prior(model, load_run_config(cell), runtime, top_k=32)
+        nprior, nsource = training_prior(model, load_run_config(cell), runtime, top_k=32, form="normalized")
     out["Euclidean, raw g"] = evaluate_plan(plan, ds.test, feats, distance="euclidean", normalize=False)
     out["cosine (= Euclidean on L2-normalised g)"] = evaluate_plan(plan, ds.test, feats, distance="cosine", normalize=True)
     out["Jaccard, 1 - J"] = evaluate_plan(plan, ds.test, feats, distance_fn=JaccardDistance())
@@ -50,6 +53,10 @@ def score_cell(cell: Path, data: Path) -> dict[str, dict]:
         fn = JaccardDistance(lam=lam, prior=prior, top_k=32, eps=0.05, prior_source=source)
         out[f"Jaccard + conflict penalty (lambda {lam}, top 32, eps 0.05)"] = evaluate_plan(plan, ds.test, feats,
                                                                                            distance_fn=fn)
+    for lam in NORMALIZED_LAMBDAS:
+        fn = JaccardDistance(lam=lam, prior=nprior, top_k=32, eps=0.05, prior_source=nsource, form="normalized")
+        out[f"Jaccard + normalized conflict penalty (lambda {lam}, top 32, eps 0.05)"] = evaluate_plan(
+            plan, ds.test, feats, distance_fn=fn)
     return out
 
 

@@ -54,7 +54,15 @@ def test_penalty_with_a_prior_file_and_bad_input(tmp_path, capsys):
     code, res = _run(capsys, tmp_path / "f.npz", "--root", tmp_path / "p", "--distance", "jaccard",
                      "--jaccard-lambda", "0.1", "--jaccard-prior", tmp_path / "prior.npz", "--jaccard-top-k", "3")
     assert code == 0 and res["trials"][0]["rank1"] == 100.0
-    assert res["settings"]["jaccard"] == {"lambda": 0.1, "top_k": 3, "eps": 0.05, "prior": str(tmp_path / "prior.npz")}
+    assert res["settings"]["jaccard"] == {"lambda": 0.1, "top_k": 3, "eps": 0.05, "prior": str(tmp_path / "prior.npz"),
+                                           "form": "seed"}
+    # a seed-form prior file is refused by the normalized penalty (one line, exit 2)
+    code, err = _run(capsys, tmp_path / "f.npz", "--root", tmp_path / "p", "--distance", "jaccard",
+                     "--jaccard-lambda", "0.1", "--jaccard-prior", tmp_path / "prior.npz", "--jaccard-penalty",
+                     "normalized")
+    assert code == 2 and "collected for the 'seed' penalty form" in err and len(err.strip().splitlines()) == 1
+    code, err = _run(capsys, tmp_path / "f.npz", "--root", tmp_path / "p", "--jaccard-penalty", "normalized")
+    assert code == 2 and "--jaccard-penalty applies to --distance jaccard" in err
     code, err = _run(capsys, tmp_path / "f.npz", "--root", tmp_path / "p", "--distance", "jaccard",
                      "--jaccard-lambda", "0.1")
     assert code == 2 and "needs --jaccard-prior" in err

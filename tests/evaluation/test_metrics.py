@@ -182,8 +182,8 @@ def test_evaluate_features_never_builds_the_full_matrix(monkeypatch):
     seen = []
     real = metrics.pairwise_distance
 
-    def spy(qf, gf, distance="euclidean", g_sq=None):
-        out = real(qf, gf, distance, g_sq=g_sq)
+    def spy(qf, gf, distance="euclidean", g_sq=None, **kwargs):
+        out = real(qf, gf, distance, g_sq=g_sq, **kwargs)
         seen.append(tuple(out.shape))
         return out
 

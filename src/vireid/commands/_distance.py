@@ -16,7 +16,7 @@ from typing import Any
 from vireid.errors import ConfigError
 
 DISTANCES = ("euclidean", "cosine", "jaccard")
-_JACCARD_FLAGS = ("jaccard_lambda", "jaccard_top_k", "jaccard_eps", "jaccard_prior")
+_JACCARD_FLAGS = ("jaccard_lambda", "jaccard_top_k", "jaccard_eps", "jaccard_prior", "jaccard_penalty")
 
 
 def add_distance_arguments(parser: argparse.ArgumentParser, default: str = "euclidean") -> None:
@@ -30,6 +30,10 @@ def add_distance_arguments(parser: argparse.ArgumentParser, default: str = "eucl
                        help="channels of each pair's union the penalty and prior use (default 32)")
     group.add_argument("--jaccard-eps", type=float, default=None, metavar="E",
                        help="penalty tolerance, max(0, exp(M - M^p - E) - 1) (default 0.05)")
+    group.add_argument("--jaccard-penalty", choices=("seed", "normalized"), default=None,
+                       help="conflict penalty form: seed = the seed's sum over raw activations (default); "
+                            "normalized = unions scaled to max 1 and the block averaged, bounded below 1.72 "
+                            "(this project's variant)")
     group.add_argument("--jaccard-prior", default=None, metavar="FILE.npz",
                        help="co-occurrence prior ('prior' (C, C)); vireid test collects it from the run's "
                             "training images when omitted")
@@ -52,14 +56,21 @@ def needs_prior(args: argparse.Namespace) -> bool:
     return args.distance == "jaccard" and (args.jaccard_lambda or 0.0) > 0 and args.jaccard_prior is None
 
 
+def penalty_form(args: argparse.Namespace) -> str:
+    """The conflict penalty form the flags ask for (``seed`` unless ``--jaccard-penalty`` says otherwise)."""
+    return getattr(args, "jaccard_penalty", None) or "seed"
+
+
 def jaccard_from_args(args: argparse.Namespace, prior: Any = None, prior_source: str = "") -> Any:
     """The :class:`~vireid.methods.mos.distance.JaccardDistance` the flags ask for (``prior`` when collected)."""
     from vireid.methods.mos.distance import JaccardDistance, load_prior
 
+    form = penalty_form(args)
     if args.jaccard_prior is not None:
-        prior, prior_source = load_prior(args.jaccard_prior), str(args.jaccard_prior)
+        prior, prior_source = load_prior(args.jaccard_prior, form), str(args.jaccard_prior)
     kwargs = {k: v for k, v in (("lam", args.jaccard_lambda), ("top_k", args.jaccard_top_k),
                                 ("eps", args.jaccard_eps)) if v is not None}
+    kwargs["form"] = form
     return JaccardDistance(prior=prior, prior_source=prior_source, **kwargs)
 
 

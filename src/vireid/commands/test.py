@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from vireid.config import dataset_errors
     from vireid.engine.runtime import runtime_from_config
     from vireid.evaluation.protocols import format_table
-    from vireid.commands._distance import check_distance_args, jaccard_from_args, needs_prior, record_distance
+    from vireid.commands._distance import (check_distance_args, jaccard_from_args, needs_prior, penalty_form,
+                                          record_distance)
     from vireid.rerank import reranker_from_args
     from vireid.rerank.registry import bind_run
     from vireid.utils.io import atomic_write_json
@@ -98,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
                     from vireid.methods.mos.run_prior import training_prior
 
                     prior, source = training_prior(model, load_run_config(args.run), runtime,
-                                                   top_k=args.jaccard_top_k or 32, batch_size=cfg.eval.batch_size)
+                                                   top_k=args.jaccard_top_k or 32, batch_size=cfg.eval.batch_size,
+                                                   form=penalty_form(args))
                 distance_fn = jaccard_from_args(args, prior, source)
             result = evaluate_model(model, cfg, runtime, protocol=protocol, flip=args.flip, distance_fn=distance_fn,
                                     rerank_settings=rerank_settings,

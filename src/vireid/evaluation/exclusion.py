@@ -35,12 +35,14 @@ class Exclusion(str, enum.Enum):
     def mask(self, q_pids: torch.Tensor, q_camids: torch.Tensor,
              g_pids: torch.Tensor, g_camids: torch.Tensor) -> torch.Tensor | None:
         """Boolean (nq, ng) mask of the removed entries, or ``None`` when nothing is removed."""
+        return self.pair_mask(q_pids.unsqueeze(1), q_camids.unsqueeze(1), g_pids.unsqueeze(0), g_camids.unsqueeze(0))
+
+    def pair_mask(self, q_pids: torch.Tensor, q_camids: torch.Tensor,
+                  g_pids: torch.Tensor, g_camids: torch.Tensor) -> torch.Tensor | None:
+        """Boolean mask of the removed (query, gallery) pairs, the four label tensors broadcast
+        against each other (e.g. (c, 1) query labels and (c, w) gathered gallery labels)."""
         if self is Exclusion.NONE:
             return None
         if self is Exclusion.SYSU_SAME_LOCATION:
-            q3 = (q_camids == 3).unsqueeze(1)  # (nq, 1)
-            g2 = (g_camids == 2).unsqueeze(0)  # (1, ng)
-            return q3 & g2  # (nq, ng)
-        same_id = q_pids.unsqueeze(1) == g_pids.unsqueeze(0)  # (nq, ng)
-        same_cam = q_camids.unsqueeze(1) == g_camids.unsqueeze(0)  # (nq, ng)
-        return same_id & same_cam
+            return (q_camids == 3) & (g_camids == 2)
+        return (q_pids == g_pids) & (q_camids == g_camids)

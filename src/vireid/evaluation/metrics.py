@@ -50,7 +50,7 @@ _CHUNK_BUDGET = 384 * 2**20
 _ENTRIES_PER_BIN = 8
 _MAX_BINS = 8192
 # Distance entries per block of rows in the per-entry passes (about 2 MB per int64 buffer: cache-resident).
-_BLOCK_ENTRIES = 2**18
+_BLOCK_ENTRIES = 262144
 
 
 @dataclass(frozen=True)
@@ -174,16 +174,43 @@ def _check_finite(dist: torch.Tensor, rows: slice) -> None:
                          f"gallery {bad[1]}")
 
 
-def _quantise(d: torch.Tensor, first: torch.Tensor, scale: torch.Tensor, nb: int) -> torch.Tensor:
+def _quantise(d: torch.Tensor, first: torch.Tensor, scale: torch.Tensor, nb: int,
+              scratch: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Bins 0..nb+2 of ``d`` (r, n): ``trunc(clamp((d - first) * scale, -1, nb + 1) + 1)`` per row.
 
     Monotone non-decreasing in ``d`` within a row (each step rounds monotonically, ``scale`` > 0),
     so a smaller bin means a smaller distance and equal distances share a bin; ``first`` lands in
-    bin 1, smaller values in bins 0-1, +inf in bin nb + 2. Separate correctly rounded elementwise
+    bin 1, smaller values in bin 0, +inf in bin nb + 2. Separate correctly rounded elementwise
     kernels (no fused multiply-add): a value gets the same bin in whatever tensor it is quantised.
+    ``scratch`` (float, like ``d``) and ``out`` (int64): optional reused buffers of ``d``'s shape.
     """
-    scaled = torch.sub(d, first.unsqueeze(1)).mul_(scale.unsqueeze(1))  # (r, n)
-    return scaled.clamp_(-1.0, nb + 1.0).add_(1.0).to(torch.int64)  # truncation: monotone
+    scaled = torch.sub(d, first.unsqueeze(1), out=scratch).mul_(scale.unsqueeze(1))  # (r, n)
+    scaled.clamp_(-1.0, nb + 1.0).add_(1.0)
+    if out is None:
+        return scaled.to(torch.int64)  # truncation: monotone
+    return out.copy_(scaled)  # the same truncation, into a reused buffer
+
+
+def _flatnonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Row-major flat positions (int64) of the True entries of a boolean tensor. On the CPU through
+    ``np.flatnonzero`` (several times faster than ``torch.nonzero`` there)."""
+    if mask.device.type != "cpu":
+        return mask.reshape(-1).nonzero().squeeze(1)
+    return torch.from_numpy(np.flatnonzero(mask.numpy()))
+
+
+def _finish(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, squared: bool) -> None:
+    """Turn ``dist`` into final distances in place: excluded entries at +inf, ``sqrt(max(d2, 0))``."""
+    c, ng = dist.shape
+    step = max(1, _BLOCK_ENTRIES // max(ng, 1))
+    for b0 in range(0, c, step):
+        b1 = min(b0 + step, c)
+        q = slice(rows.start + b0, rows.start + b1)
+        excluded = exclusion.mask(labels.q_pids[q], labels.q_camids[q], labels.g_pids, labels.g_camids)
+        if excluded is not None:
+            dist[b0:b1].masked_fill_(excluded, math.inf)  # excluded entries rank after every kept one
+        if squared:
+            dist[b0:b1].clamp_min_(0.0).sqrt_()
 
 
 def _top_k(dist: torch.Tensor, k: int) -> np.ndarray:
@@ -200,14 +227,23 @@ def _top_k(dist: torch.Tensor, k: int) -> np.ndarray:
 
 
 def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exclusion, cmc_mode: str,
-                acc: _Accumulator, check_finite: bool = True) -> None:
+                acc: _Accumulator, check_finite: bool = True, squared: bool = False) -> None:
     """Add one chunk of query rows to ``acc``. ``dist`` (c, ng) is owned and may be overwritten.
 
     The 0-based rank of a kept entry is the number of kept entries before it in the stable
     order, i.e. with a smaller (distance, gallery index); excluded entries are set to +inf and
     rank after every kept one. Only the true matches' ranks are computed (module docstring); the
-    (c, ng) passes run over blocks of rows small enough to stay in cache.
+    (c, ng) passes (exclusion, clamping, binning, histogram, candidates) run fused over blocks of
+    rows small enough to stay in cache.
+
+    ``squared``: ``dist`` holds squared euclidean distances ``d2`` and the ranked distance is
+    ``sqrt(max(d2, 0))``; the root is taken only for the true matches and the candidates. Bins are
+    monotone in ``max(d2, 0)``; two values whose roots round to the same distance lie within
+    2^-51 of each other (relative), so when every kept match's ``[v (1 - 2^-48), v (1 + 2^-48)]``
+    falls in its own bin, entries of other bins cannot tie with it after the root and the ranks
+    equal those of the final distances; otherwise (rare) the chunk is finished first.
     """
+    dist = dist.contiguous()  # flat (row * ng + column) indexing below
     c, ng = dist.shape
     device = dist.device
     if check_finite:
@@ -215,15 +251,11 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     acc.num_queries += c
     if labels.num_ids == 0 or c == 0:
         return
-    step = max(1, _BLOCK_ENTRIES // ng)
-    blocks = [(b, min(b + step, c)) for b in range(0, c, step)]
-    if exclusion is not Exclusion.NONE:
-        for b0, b1 in blocks:
-            q = slice(rows.start + b0, rows.start + b1)
-            excluded = exclusion.mask(labels.q_pids[q], labels.q_camids[q], labels.g_pids, labels.g_camids)
-            dist[b0:b1].masked_fill_(excluded, math.inf)  # excluded entries rank after every kept one
-    if acc.top_k:
+    if acc.top_k:  # the ranked list needs every entry's final distance: finish the chunk first
+        _finish(dist, rows, labels, exclusion, squared)
+        squared, exclusion = False, Exclusion.NONE
         acc.ranked.append(_top_k(dist, acc.top_k))
+    q_pids, q_camids = labels.q_pids[rows], labels.q_camids[rows]  # (c,)
 
     # the true matches of every row, sorted by (distance, gallery index): the kept ones first
     q_index = labels.q_index[rows]  # (c,)
@@ -234,9 +266,17 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
         return
     slot = torch.arange(width, device=device)  # (w,)
     cols = labels.g_by_id[(labels.id_start[ids].unsqueeze(1) + slot).clamp(max=ng - 1)]  # (c, w) ascending
-    match_d = dist.gather(1, cols).masked_fill_(slot >= num_cols.unsqueeze(1), math.inf)  # (c, w)
+    match_raw = dist.gather(1, cols).masked_fill_(slot >= num_cols.unsqueeze(1), math.inf)  # (c, w)
+    excluded = exclusion.pair_mask(q_pids.unsqueeze(1), q_camids.unsqueeze(1), labels.g_pids[cols],
+                                   labels.g_camids[cols])  # (c, w) or None
+    if excluded is not None:
+        match_raw.masked_fill_(excluded, math.inf)
+    if squared:
+        match_raw.clamp_min_(0.0)
+    match_d = match_raw.sqrt() if squared else match_raw  # (c, w) the ranked distances
     match_d, order = torch.sort(match_d, dim=1, stable=True)  # ties keep the ascending gallery index
-    cols = cols.gather(1, order)  # (c, w)
+    id_cols, cols = cols, cols.gather(1, order)  # (c, w) by gallery index, by distance
+    match_raw = match_raw.gather(1, order)  # (c, w)
     num_kept = torch.isfinite(match_d).sum(dim=1)  # (c,) true matches left after exclusion
     valid = num_kept > 0  # (c,)
     if not bool(valid.any()):
@@ -247,48 +287,91 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
     # above the last match and the excluded ones bin nb + 2)
     nb = _num_bins(ng)
     num_bins = nb + 3  # bins 0 .. nb + 2
-    first = torch.where(valid, match_d[:, 0], 0.0)  # (c,)
-    last = torch.where(valid, match_d.gather(1, (num_kept - 1).clamp(min=0).unsqueeze(1)).squeeze(1), 0.0)
+    first = torch.where(valid, match_raw.masked_fill(~kept, math.inf).amin(dim=1), 0.0)  # (c,)
+    last = torch.where(valid, match_raw.masked_fill(~kept, -math.inf).amax(dim=1), 0.0)  # (c,)
     span = last - first  # (c,)
     span = torch.where(span > 0, span, first.abs())  # one kept match, or all at one distance: any scale
     span = torch.where(span > 0, span, 1.0)
-    scale = ((nb - 0.5) / span).clamp(max=torch.finfo(dist.dtype).max)  # (c,) finite, > 0
-    match_bin = _quantise(match_d, first, scale, nb)  # (c, w) the last kept match in bin nb
-    # per-row codes of the bins: 1 holds a kept match, 2 lies wholly before the first match
-    code = torch.zeros(c, num_bins + 1, dtype=torch.uint8, device=device)  # column num_bins: a sink
+    scale = ((nb - 1.0) / span).clamp(max=torch.finfo(dist.dtype).max)  # (c,) finite, > 0
+    first = first - 0.5 / scale  # (c,) the first kept match mid-bin 1, the last mid-bin nb: off the edges
+    match_bin = _quantise(match_raw, first, scale, nb)  # (c, w)
+    if squared:
+        near = torch.where(kept, match_raw, 0.0).mul_(2.0**-48).add_(2.0**-1000)  # (c, w) covers root ties
+        spill = (_quantise(match_raw - near, first, scale, nb) != match_bin) | \
+            (_quantise(match_raw + near, first, scale, nb) != match_bin)  # (c, w)
+        if bool((spill & kept).any()):  # a value tying with a match after the root may lie in another bin
+            _finish(dist, rows, labels, exclusion, squared)
+            acc.num_queries -= c
+            _rank_chunk(dist, rows, labels, Exclusion.NONE, cmc_mode, acc, check_finite=False)
+            return
+    # per-row marks of the bins: those holding a kept match (their entries are the candidates)
+    marked = torch.zeros(c, num_bins + 1, dtype=torch.bool, device=device)  # column num_bins: a sink
+    marked.scatter_(1, torch.where(kept, match_bin, num_bins), True)
+    marked = marked[:, :num_bins].contiguous()  # (c, num_bins)
     identity = cmc_mode == "identity"
-    if identity:
-        limit = torch.where(valid, match_bin[:, 0], 0)  # (c,) bins below the first match's
-        code.masked_fill_(torch.arange(num_bins + 1, device=device).unsqueeze(0) < limit.unsqueeze(1), 2)
-    code.scatter_(1, torch.where(kept, match_bin, num_bins), 1)
-    code[:, num_bins] = 0
-    seen = torch.zeros(c, labels.num_ids, dtype=torch.bool, device=device) if identity else None
+    limit = torch.where(valid, match_bin[:, 0], 0).unsqueeze(1) if identity else None  # (c, 1) first match's bin
+    seen = torch.zeros(c * labels.num_ids, dtype=torch.bool, device=device) if identity else None
 
-    # one pass over the rows, block by block: histogram of the bins, the entries sharing a bin
-    # with a kept match (candidates), and the identities ranked wholly before the first match
-    hist = torch.zeros(c, num_bins, dtype=torch.int64, device=device)
-    one = torch.ones(1, 1, dtype=torch.int64, device=device)
-    parts = []
-    for b0, b1 in blocks:
-        bins = _quantise(dist[b0:b1], first[b0:b1], scale[b0:b1], nb)  # (r, ng)
-        hist[b0:b1].scatter_add_(1, bins, one.expand(b1 - b0, ng))
-        sel = torch.gather(code[b0:b1], 1, bins)  # (r, ng)
-        r, k = sel.nonzero(as_tuple=True)  # row-major
+    # exclusion, by the rule's shape: SYSU removes whole gallery columns (cam 2) from some rows
+    # (cam-3 queries); same-id-same-camera removes only true matches, already found above
+    excl_rows = excl_cols = None
+    if exclusion is Exclusion.SYSU_SAME_LOCATION:
+        excl_rows = (q_camids == 3).tolist()
+        excl_cols = (labels.g_camids == 2).unsqueeze(0)  # (1, ng)
+    elif exclusion is Exclusion.SAME_ID_SAME_CAMERA and excluded is not None:
+        flat = _flatnonzero(excluded & (slot < num_cols.unsqueeze(1)))  # (e,) in the (c, w) layout
+        hit = (flat // width) * ng + id_cols.reshape(-1).index_select(0, flat)  # (e,) row * ng + column
+        dist.view(-1).index_fill_(0, hit, math.inf)
+    elif exclusion is not Exclusion.NONE:
+        raise AssertionError(f"unhandled exclusion {exclusion}")
+
+    # one pass over the rows, block by block (in cache): exclusion, clamping, bins, histogram, the
+    # entries in a marked bin (candidates), and the identities ranked wholly before the first match
+    step = min(c, max(1, _BLOCK_ENTRIES // ng))
+    scratch = torch.empty(step, ng, dtype=dist.dtype, device=device)  # buffers reused by every block
+    bins_buf = torch.empty(step, ng, dtype=torch.int64, device=device)
+    hit_buf = torch.empty(step, ng, dtype=torch.bool, device=device)
+    # values <= 0 are all distance 0: they must share a bin. Where first * scale >= 1 every d <= 0 maps
+    # to (d - first) * scale <= -first * scale <= -1 (monotone rounding), i.e. bin 0: no clamp needed
+    clamp_rows = (first * scale < 1.0).tolist() if squared else None
+    hist = torch.zeros(c, num_bins, dtype=torch.int32, device=device)  # int32: a faster scatter, counts < 2^31
+    one = torch.ones(1, 1, dtype=torch.int32, device=device)
+    cand_flat, cand_bin = [], []
+    for b0 in range(0, c, step):
+        b1 = min(b0 + step, c)
+        block = dist[b0:b1]  # (r, ng)
+        if excl_rows is not None:
+            if all(excl_rows[b0:b1]):
+                block.masked_fill_(excl_cols, math.inf)  # (r, ng) <- (1, ng)
+            else:
+                for i in range(b0, b1):
+                    if excl_rows[i]:
+                        dist[i].masked_fill_(excl_cols[0], math.inf)
+        if squared and any(clamp_rows[b0:b1]):
+            block.clamp_min_(0.0)  # every value <= 0 is distance 0 (elsewhere they all fall in bin 0)
+        r = b1 - b0
+        bins = _quantise(block, first[b0:b1], scale[b0:b1], nb, scratch[:r], bins_buf[:r])  # (r, ng)
+        hist[b0:b1].scatter_add_(1, bins, one.expand(r, ng))
+        flat = _flatnonzero(torch.gather(marked[b0:b1], 1, bins, out=hit_buf[:r]))  # (n_b,) row-major
+        cand_flat.append(flat + b0 * ng)
+        cand_bin.append(bins.view(-1).index_select(0, flat))
         if identity:
-            before = sel[r, k] == 2
-            seen[r[before] + b0, labels.g_index[k[before]]] = True
-            r, k = r[~before], k[~before]
-        parts.append((r + b0, k, bins[r, k]))
-        del bins, sel
-    cand_row = torch.cat([p[0] for p in parts])  # (n,) ascending (row, column)
-    cand_col = torch.cat([p[1] for p in parts])  # (n,)
-    cand_key = torch.cat([p[2] for p in parts]) + cand_row * num_bins  # (n,) (row, bin)
-    del parts
-    below = hist.cumsum(1).sub_(hist)  # (c, num_bins) entries in lower bins
+            flat = _flatnonzero(torch.lt(bins, limit[b0:b1], out=hit_buf[:r]))  # wholly before the first match
+            who = labels.g_index.index_select(0, flat % ng) + (flat // ng + b0) * labels.num_ids
+            seen.index_fill_(0, who, True)
+    flat = torch.cat(cand_flat)  # (n,) ascending (row, column)
+    cand_row, cand_col = flat // ng, flat % ng  # (n,)
+    cand_key = torch.cat(cand_bin) + cand_row * num_bins  # (n,) (row, bin)
+    del cand_flat, cand_bin
+    below = hist.cumsum(1, dtype=torch.int64).sub_(hist)  # (c, num_bins) entries in lower bins
     del hist
+    cand_d = dist.view(-1).index_select(0, flat)  # (n,)
+    if squared:
+        cand_d = cand_d.clamp_min_(0.0).sqrt_()
+    seen = seen.view(c, labels.num_ids) if identity else None
 
     # candidates sorted by (row, bin, distance, gallery index): the stable order inside each bin
-    perm = torch.sort(dist[cand_row, cand_col], stable=True).indices  # (n,) ties: (row, column) order
+    perm = torch.sort(cand_d, stable=True).indices  # (n,) ties: (row, column) order
     perm = perm[torch.sort(cand_key[perm], stable=True).indices]  # (n,)
     sorted_key = cand_key[perm]  # (n,) ascending
     position = torch.empty_like(perm)
@@ -415,21 +498,27 @@ def _as_tensor(x: np.ndarray | torch.Tensor, name: str, device: torch.device, dt
 
 
 def pairwise_distance(qf: torch.Tensor, gf: torch.Tensor, distance: str = "euclidean",
-                      g_sq: torch.Tensor | None = None) -> torch.Tensor:
+                      g_sq: torch.Tensor | None = None, *, out: torch.Tensor | None = None,
+                      squared: bool = False) -> torch.Tensor:
     """(nq, ng) distances between rows of ``qf`` (nq, D) and ``gf`` (ng, D).
 
     "euclidean": ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))``; "cosine": ``1 - q.g / (|q| |g|)``.
-    ``g_sq`` optionally passes the precomputed squared gallery norms (ng,).
+    ``g_sq`` optionally passes the precomputed squared gallery norms (ng,); ``out`` a (nq, ng)
+    buffer to write into (reused across chunks: no fresh pages to fault in); ``squared`` stops
+    the euclidean distance before the clamp and square root (``|q|^2 + |g|^2 - 2 q.g``).
     """
     if distance == "euclidean":
         g_sq = (gf * gf).sum(dim=1) if g_sq is None else g_sq  # (ng,)
         q_sq = (qf * qf).sum(dim=1, keepdim=True)  # (nq, 1)
-        d2 = (q_sq + g_sq.unsqueeze(0)).addmm_(qf, gf.t(), alpha=-2.0)  # (nq, ng) in place: one allocation
-        return d2.clamp_min_(0.0).sqrt_()
+        d2 = torch.add(q_sq, g_sq.unsqueeze(0), out=out).addmm_(qf, gf.t(), alpha=-2.0)  # (nq, ng) in place
+        return d2 if squared else d2.clamp_min_(0.0).sqrt_()
     if distance == "cosine":
         qn = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (nq, D)
         gn = gf / gf.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (ng, D)
-        out = torch.ones(qf.shape[0], gf.shape[0], dtype=qf.dtype, device=qf.device)  # (nq, ng)
+        if out is None:
+            out = torch.ones(qf.shape[0], gf.shape[0], dtype=qf.dtype, device=qf.device)  # (nq, ng)
+        else:
+            out.fill_(1.0)
         return out.addmm_(qn, gn.t(), alpha=-1.0)
     raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
 
@@ -483,10 +572,13 @@ def evaluate_features(qf: np.ndarray | torch.Tensor, gf: np.ndarray | torch.Tens
                      _check_labels("q_camids", q_camids, nq), _check_labels("g_camids", g_camids, ng), q.device)
     step = chunk_size or auto_chunk_size(ng)
     acc = _Accumulator(max_rank, top_k)
+    squared = distance == "euclidean"  # ranked as sqrt(max(d2, 0)), the root taken for the few that need it
+    buf = torch.empty(min(step, nq), ng, dtype=q.dtype, device=q.device)  # one chunk, reused
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
-        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng)
-        _rank_chunk(dist, rows, labels, exclusion, cmc_mode, acc, check_finite=check_finite)
+        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq, out=buf[: rows.stop - start],
+                                 squared=squared)  # (c, ng)
+        _rank_chunk(dist, rows, labels, exclusion, cmc_mode, acc, check_finite=check_finite, squared=squared)
     return acc.result(exclusion)
 
 
@@ -526,10 +618,13 @@ def evaluate_features_shared(qf: np.ndarray | torch.Tensor, gf: np.ndarray | tor
     step = chunk_size or auto_chunk_size(ng + widest)
     tops = [top_k] * len(cols) if isinstance(top_k, int) else list(top_k)
     accs = [_Accumulator(max_rank, k) for k in tops]
+    squared = distance == "euclidean"
+    buf = torch.empty(min(step, nq), ng, dtype=q.dtype, device=q.device)  # one chunk, reused
     for start in range(0, nq, step):
         rows = slice(start, min(start + step, nq))
-        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq)  # (c, ng) against the pool
+        dist = pairwise_distance(q[rows], g, distance, g_sq=g_sq, out=buf[: rows.stop - start],
+                                 squared=squared)  # (c, ng) against the pool
         for lab, idx, acc in zip(labels, index, accs):
             part = dist.index_select(1, idx)  # (c, ng_t) owned copy, the trial's gallery order
-            _rank_chunk(part, rows, lab, exclusion, cmc_mode, acc, check_finite=check_finite)
+            _rank_chunk(part, rows, lab, exclusion, cmc_mode, acc, check_finite=check_finite, squared=squared)
     return [acc.result(exclusion) for acc in accs]

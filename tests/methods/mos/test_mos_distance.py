@@ -26,7 +26,7 @@ def test_distance_equals_per_pair_loop(tmp_path):
             assert got[i, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
     blocks = list(fn.stream(q, g))
     assert [s for s, _ in blocks] == [slice(0, 3), slice(3, 6), slice(6, 7)]
-    assert fn.record() == {"lambda": 0.1, "top_k": 5, "eps": 0.05, "prior": ""}
+    assert fn.record() == {"lambda": 0.1, "top_k": 5, "eps": 0.05, "prior": "", "form": "seed"}
 
 
 def test_plain_jaccard_ranks_by_one_minus_j():

@@ -1,6 +1,15 @@
-"""The caption tokenizer of MCMA's default text encoder: a WordPiece vocabulary trained on the
-training captions with the Hugging Face ``tokenizers`` library (seeds/002 §6 names no text encoder;
+"""The caption tokenizer of MCMA's default text encoder: a WordPiece vocabulary built from the
+training captions, run by the Hugging Face ``tokenizers`` library (seeds/002 §6 names no text encoder;
 METHODS.md §15 "External inputs": a local tokenizer).
+
+The vocabulary is a pure function of the captions: the special tokens, every character of the
+training words (word-initial ``c`` and continuation ``##c``, sorted), then whole words by falling
+frequency (ties in alphabetical order) up to ``vocab_size``. A word outside it is split by WordPiece's
+greedy longest match into known pieces (a frequent word it starts with, then characters), so nothing
+is ever ``[UNK]`` unless it holds a character never seen in training. The library's own
+``WordPieceTrainer`` is not used: its merges break ties in Rust hash-map order, so the vocabulary and
+the token ids changed from process to process (3 different vocabularies in 3 runs on the same
+captions), and with them every run of a fixed seed.
 
 Normalisation: Unicode NFD, lower case, accents stripped; pre-tokenisation on whitespace and
 punctuation; special tokens ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``. An encoded
@@ -12,6 +21,7 @@ The trained tokenizer is one JSON file (``tokenizer.json``), saved beside a run'
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -36,16 +46,31 @@ class CaptionTokenizer:
 
     @classmethod
     def train(cls, captions: Iterable[str], *, vocab_size: int = 2000, min_frequency: int = 1) -> "CaptionTokenizer":
-        """WordPiece trained on ``captions`` (the training split only: test captions never shape it)."""
-        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+        """The WordPiece vocabulary of ``captions`` (the training split only: test captions never shape it),
+        deterministic (module docstring). The characters are always kept, even past ``vocab_size``; words
+        seen fewer than ``min_frequency`` times are left to be split into pieces."""
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
+        pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        counts: Counter[str] = Counter()
+        for caption in captions:
+            counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(caption)))
+        vocab = list(SPECIALS)
+        vocab += sorted({c for word in counts for c in word})
+        vocab += [f"##{c}" for c in sorted({c for word in counts for c in word[1:]})]
+        known = set(vocab)
+        for word, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            if len(vocab) >= vocab_size or n < min_frequency:
+                break
+            if word not in known:
+                vocab.append(word)
+                known.add(word)
+        tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+        tok.normalizer = normalizer
+        tok.pre_tokenizer = pre_tokenizer
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=list(SPECIALS))
-        tok.train_from_iterator(list(captions), trainer=trainer)
+        tok.add_special_tokens(list(SPECIALS))  # already in the vocabulary: marks them special (same ids)
         return cls(tok)
 
     @classmethod

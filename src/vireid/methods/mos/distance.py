@@ -20,10 +20,11 @@ import torch
 from torch import Tensor
 
 from vireid.errors import ConfigError, FeaturesError
-from vireid.methods.mos.conflict import pairwise_conflict_penalty
+from vireid.methods.mos.conflict import PENALTY_FORMS, pairwise_conflict_penalty
 from vireid.methods.mos.jaccard import pairwise_hard_jaccard
 
 PRIOR_KEY = "prior"
+FORM_KEY = "form"  # the penalty form the prior was collected for; files without it are "seed"
 
 
 def _as_nonnegative(x: Tensor | np.ndarray, name: str) -> Tensor:
@@ -38,29 +39,35 @@ def _as_nonnegative(x: Tensor | np.ndarray, name: str) -> Tensor:
     return t
 
 
-def load_prior(path: str | Path) -> Tensor:
-    """A co-occurrence prior saved by :func:`save_prior`: an ``.npz`` holding ``prior`` (C, C)."""
+def load_prior(path: str | Path, form: str = "seed") -> Tensor:
+    """A co-occurrence prior saved by :func:`save_prior`: an ``.npz`` holding ``prior`` (C, C), collected
+    for the penalty ``form`` asked for (its ``form`` entry; a file without one is a ``seed`` prior)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             if PRIOR_KEY not in data.files:
                 raise FeaturesError(f"{path}: no {PRIOR_KEY!r} array (keys: {', '.join(data.files) or 'none'})")
             prior = np.asarray(data[PRIOR_KEY], dtype=np.float32)
+            stored = str(data[FORM_KEY]) if FORM_KEY in data.files else "seed"
     except (OSError, ValueError) as exc:
         if isinstance(exc, FeaturesError):
             raise
         raise FeaturesError(f"{path}: cannot read a co-occurrence prior ({exc})") from None
     if prior.ndim != 2 or prior.shape[0] != prior.shape[1] or not np.isfinite(prior).all():
         raise FeaturesError(f"{path}: {PRIOR_KEY!r} must be a finite square (C, C) matrix, got shape {prior.shape}")
+    if stored != form:
+        raise FeaturesError(f"{path}: the prior was collected for the {stored!r} penalty form, but "
+                            f"--jaccard-penalty is {form!r} (collect one with the same form)")
     return torch.from_numpy(prior)
 
 
-def save_prior(path: str | Path, prior: Tensor, **meta: Any) -> None:
-    """Write ``prior`` (C, C) atomically as ``.npz`` (with string metadata beside it)."""
+def save_prior(path: str | Path, prior: Tensor, *, form: str = "seed", **meta: Any) -> None:
+    """Write ``prior`` (C, C), collected for the penalty ``form``, atomically as ``.npz`` (with string
+    metadata beside it)."""
     from vireid.utils.io import atomic_write_bytes
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **{PRIOR_KEY: prior.detach().cpu().numpy().astype(np.float32)},
+    np.savez(buf, **{PRIOR_KEY: prior.detach().cpu().numpy().astype(np.float32), FORM_KEY: np.asarray(form)},
              **{k: np.asarray(str(v)) for k, v in meta.items()})
     atomic_write_bytes(path, buf.getvalue())
 
@@ -73,6 +80,8 @@ class JaccardDistance:
         prior: (C, C) co-occurrence prior, required when ``lam > 0``.
         top_k: channels of each pair's union the penalty sums over (METHODS.md: restrict to the top).
         eps: the penalty's tolerance (METHODS.md default 0.05).
+        form: ``"seed"`` (the seed's sum over raw activations) or ``"normalized"`` (bounded variant,
+            :mod:`.conflict`); the prior must have been collected with the same form.
         prior_source: where the prior came from (recorded with the results).
         chunk_size: query rows per block (None: sized to ~8M elements of work).
     """
@@ -80,24 +89,26 @@ class JaccardDistance:
     __name__ = "jaccard"
 
     def __init__(self, *, lam: float = 0.0, prior: Tensor | None = None, top_k: int = 32, eps: float = 0.05,
-                 prior_source: str = "", chunk_size: int | None = None) -> None:
+                 prior_source: str = "", chunk_size: int | None = None, form: str = "seed") -> None:
         if not (math.isfinite(lam) and lam >= 0):
             raise ConfigError(f"--jaccard-lambda must be a finite number >= 0, got {lam!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ConfigError(f"--jaccard-top-k must be an integer >= 1, got {top_k!r}")
         if not math.isfinite(eps):
             raise ConfigError(f"--jaccard-eps must be finite, got {eps!r}")
+        if form not in PENALTY_FORMS:
+            raise ConfigError(f"--jaccard-penalty must be one of {', '.join(PENALTY_FORMS)}, got {form!r}")
         if lam > 0 and prior is None:
             raise ConfigError("--jaccard-lambda > 0 needs a co-occurrence prior (--jaccard-prior FILE.npz, or "
                               "vireid test on a run, which collects it from the run's training images)")
         self.lam, self.prior, self.top_k, self.eps = float(lam), prior, top_k, float(eps)
-        self.prior_source, self.chunk_size = prior_source, chunk_size
+        self.prior_source, self.chunk_size, self.form = prior_source, chunk_size, form
 
     def record(self) -> dict[str, Any]:
         """The settings that change the distances (stored with every result)."""
         out: dict[str, Any] = {"lambda": self.lam}
         if self.lam > 0:
-            out.update(top_k=self.top_k, eps=self.eps, prior=self.prior_source)
+            out.update(top_k=self.top_k, eps=self.eps, prior=self.prior_source, form=self.form)
         return out
 
     def stream(self, qf: Tensor | np.ndarray, gf: Tensor | np.ndarray) -> Iterator[tuple[slice, Tensor]]:
@@ -114,7 +125,7 @@ class JaccardDistance:
             dist = 1.0 - pairwise_hard_jaccard(block, g)  # (b, ng)
             if self.lam > 0:
                 dist = dist + self.lam * pairwise_conflict_penalty(block, g, self.prior.to(torch.float64),
-                                                                   top_k=self.top_k, eps=self.eps)
+                                                                   top_k=self.top_k, eps=self.eps, form=self.form)
             yield slice(s, s + block.shape[0]), dist.to(torch.float32)
 
     def __call__(self, qf: Tensor | np.ndarray, gf: Tensor | np.ndarray) -> np.ndarray:
