@@ -60,6 +60,14 @@ runtime: {{device: cpu, seed: 0, num_threads: 1}}
     chance = result["settings"]["chance_rank1"]
     assert chance == pytest.approx(10.0, abs=0.01)  # 3 of 30 gallery images per caption
     assert result["mean"]["rank1"] > 3 * chance, result["mean"]
+    # a gallery of two identities' folders: their 6 images, and their 12 captions as the queries
+    assert main(["search-text", "--run", str(tmp_path / "run"), "--gallery-dir", "p11", "--gallery-dir", "p12",
+                 "--json"]) == 0
+    part = json.loads(capsys.readouterr().out)
+    assert part["trials"][0]["num_query"] == 12 and part["trials"][0]["num_gallery"] == 6
+    assert part["settings"]["chance_rank1"] == pytest.approx(50.0, abs=0.01)
+    assert main(["search-text", "--run", str(tmp_path / "run"), "--gallery-dir", "p01", "--json"]) == 2
+    assert "--gallery-dir p01: no test image" in capsys.readouterr().err
     assert main(["search-text", "--run", str(tmp_path / "run"), "--query", "a person wearing a red shirt and blue trousers.",
                  "--top", "3", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)["queries"][0]["results"]

@@ -37,3 +37,17 @@ def test_local_bert_folder(tmp_path):
     assert enc.model.embeddings.word_embeddings.weight.grad is not None
     with pytest.raises(ConfigError, match="not a local Hugging Face model folder"):
         HFTextEncoder(tmp_path / "nothing")
+
+
+def test_mean_pooling_averages_the_valid_tokens_only():
+    torch.manual_seed(0)
+    enc = TransformerTextEncoder(50, dim=16, depth=1, heads=2, max_length=8, pool="mean").eval()
+    ids = torch.tensor([[2, 7, 9, 3, 0, 0], [2, 11, 3, 0, 0, 0]])
+    tokens, glob = enc(ids, ids != 0)
+    torch.testing.assert_close(glob[0], tokens[0, :4].mean(dim=0))  # [CLS] 7 9 [SEP]
+    torch.testing.assert_close(glob[1], tokens[1, :3].mean(dim=0))
+    cls = TransformerTextEncoder(50, dim=16, depth=1, heads=2, max_length=8, pool="cls").eval()
+    cls.load_state_dict(enc.state_dict())
+    torch.testing.assert_close(cls(ids, ids != 0)[1], tokens[:, 0])
+    with pytest.raises(ValueError, match="pool must be one of"):
+        TransformerTextEncoder(50, pool="max")

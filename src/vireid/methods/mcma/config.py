@@ -8,8 +8,9 @@ self- and cross-instance reconstruction, EMA teacher targets, 2-layer MLP predic
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vireid.config import RuntimeConfig, Section, load_config
 
@@ -42,6 +43,8 @@ class TextModelConfig(Section):
     text_model: str | None = None
     """A local Hugging Face model folder (BERT- or CLIP-style) instead of the scratch transformer."""
     text_depth: int = Field(2, ge=1)
+    text_pool: Literal["mean", "cls"] = "mean"
+    """Global caption embedding of the scratch encoder: mean over valid tokens, or the [CLS] output."""
     text_heads: int = Field(4, ge=1)
     decoder_depth: int = Field(2, ge=1)
     ema_momentum: float = Field(0.99, ge=0.0, lt=1.0)
@@ -66,6 +69,18 @@ class TextOptimConfig(Section):
     """AdamW learning rate."""
     weight_decay: float = Field(5e-4, ge=0.0)
     epochs: int = Field(5, ge=1)
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    """Linear warm-up of every learning rate from ~0 over this many epochs (fractions allowed), per step."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """After the warm-up: constant, or cosine decay to 0 at the last step."""
+    backbone_lr_mult: float = Field(1.0, gt=0.0)
+    """Learning-rate factor of the (ImageNet-initialised) image backbone; the rest trains at ``lr``."""
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> "TextOptimConfig":
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        return self
 
 
 class MCMAConfig(Section):

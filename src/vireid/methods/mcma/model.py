@@ -7,7 +7,11 @@ EMA teacher whose patch tokens are the reconstruction targets.
   their mean through a BatchNorm (B, D): pooled post-ReLU features share a large common offset that
   would put every image at cosine ~1 from every caption (the project met the same with DAN's
   discriminators). (The seed does not name the backbone; a CNN map stands in for ViT patches.)
-- Text: :class:`~.text_encoder.TransformerTextEncoder` (default) or a local Hugging Face model.
+- Text: :class:`~.text_encoder.TransformerTextEncoder` (default) or a local Hugging Face model; its
+  global caption embedding also goes through a BatchNorm (:attr:`MCMA.text_bn`), for the same reason:
+  a from-scratch transformer's outputs share the [CLS]/position embeddings and the final LayerNorm's
+  bias, so at initialisation every caption sat at cosine ~0.97 from every other one and the cosine
+  matching loss had almost nothing to separate.
 - ``E_rec({Z^v_um, Z^m, z^t_glo})`` (:meth:`MCMA.reconstruct`): masked positions' tokens are
   replaced by the learned mask token ``Z^m``, the caption's global embedding is prepended, two
   transformer layers run, and a linear head predicts every position; the loss reads the masked
@@ -63,7 +67,7 @@ class MCMA(nn.Module):
         vocab_size: the caption tokenizer's size (scratch text encoder).
         arch, pretrained: image backbone. dim: shared width D.
         text_model: a local Hugging Face model folder instead of the scratch encoder (None: scratch).
-        text_depth, text_heads, max_length: the scratch text encoder.
+        text_depth, text_heads, max_length, text_pool: the scratch text encoder (``"mean"`` or ``"cls"`` pooling).
         decoder_depth: layers of E_rec (METHODS.md: 2). max_patches: longest token grid (positions).
         ema_momentum: teacher update ``theta_t <- m theta_t + (1 - m) theta_s``.
     """
@@ -71,14 +75,14 @@ class MCMA(nn.Module):
     def __init__(self, num_classes: int, *, vocab_size: int = 2000, arch: str = "mobilenet_v2",
                  pretrained: str | os.PathLike[str] | None = None, dim: int = 256, text_model: str | None = None,
                  text_depth: int = 2, text_heads: int = 4, max_length: int = 64, decoder_depth: int = 2,
-                 max_patches: int = 256, ema_momentum: float = 0.99) -> None:
+                 max_patches: int = 256, ema_momentum: float = 0.99, text_pool: str = "mean") -> None:
         super().__init__()
         if not 0.0 <= ema_momentum < 1.0:
             raise ValueError(f"MCMA: ema_momentum must be in [0, 1), got {ema_momentum}")
         self.image = ImageTokenEncoder(arch, dim, pretrained)
         self.text: nn.Module = (HFTextEncoder(text_model, dim=dim) if text_model
                                 else TransformerTextEncoder(vocab_size, dim=dim, depth=text_depth, heads=text_heads,
-                                                            max_length=max_length))
+                                                            max_length=max_length, pool=text_pool))
         self.teacher = copy.deepcopy(self.image).requires_grad_(False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.dec_pos = nn.Parameter(torch.zeros(1, max_patches + 1, dim))
@@ -89,6 +93,7 @@ class MCMA(nn.Module):
         self.dec_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
         self.predict_v, self.predict_t = _mlp(dim), _mlp(dim)
         self.image_bn = nn.BatchNorm1d(dim)
+        self.text_bn = nn.BatchNorm1d(dim)
         self.classifier = nn.Linear(dim, num_classes, bias=False) if num_classes > 0 else None
         self.ema_momentum, self.dim, self.max_patches = float(ema_momentum), dim, max_patches
 
@@ -100,9 +105,9 @@ class MCMA(nn.Module):
         return ModelOutput(features=glob, bn_features=glob, logits=logits, extras={"tokens": tokens})
 
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) ids and mask -> tokens (B, L, D), global z^t_glo (B, D)."""
-        tokens, glob = self.text(ids, mask)
-        return tokens.float(), glob.float()
+        """(B, L) ids and mask -> tokens (B, L, D), global z^t_glo (B, D) (through :attr:`text_bn`)."""
+        tokens, glob = self.text(ids, mask)  # (B, L, D), (B, D)
+        return tokens.float(), self.text_bn(glob.float())
 
     @torch.no_grad()
     def teacher_tokens(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """MCMA's text encoders (seeds/002 §6 leaves the text encoder open; METHODS.md §15 "External inputs").
 
 - :class:`TransformerTextEncoder` (default): token + position embeddings, a small pre-norm
-  ``nn.TransformerEncoder`` trained from scratch, the ``[CLS]`` output as the global caption
-  embedding ``z^t_glo``; its tokenizer is :class:`~vireid.methods.mcma.tokenizer.CaptionTokenizer`.
+  ``nn.TransformerEncoder`` trained from scratch; the global caption embedding ``z^t_glo`` is the
+  mean of its outputs over the caption's valid tokens (``pool="mean"``, padding excluded) or the
+  ``[CLS]`` output (``pool="cls"``); its tokenizer is :class:`~vireid.methods.mcma.tokenizer.CaptionTokenizer`.
 - :class:`HFTextEncoder`: any local Hugging Face text model (BERT-style ``AutoModel``, or the text
   tower of a CLIP model) and its tokenizer, read from a folder with ``local_files_only=True``:
   nothing is ever downloaded. Its ``[CLS]``/pooled output is projected to the shared width.
@@ -21,6 +22,8 @@ from torch import nn
 
 from vireid.errors import ConfigError
 
+POOLS = ("mean", "cls")
+
 
 class TransformerTextEncoder(nn.Module):
     """A small transformer over caption pieces, trained from scratch.
@@ -28,11 +31,14 @@ class TransformerTextEncoder(nn.Module):
     Args:
         vocab_size: tokenizer vocabulary size. dim: width D. depth: layers. heads: attention heads.
         max_length: longest caption (positions). dropout: inside the layers.
+        pool: ``"mean"`` (mean over the valid tokens, [CLS] and [SEP] included) or ``"cls"`` (the [CLS] output).
     """
 
     def __init__(self, vocab_size: int, *, dim: int = 256, depth: int = 2, heads: int = 4, max_length: int = 64,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, pool: str = "mean") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"text encoder: pool must be one of {POOLS}, got {pool!r}")
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.pos = nn.Parameter(torch.zeros(1, max_length, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
@@ -40,15 +46,18 @@ class TransformerTextEncoder(nn.Module):
                                            activation="gelu")
         self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.dim, self.max_length = dim, max_length
+        self.dim, self.max_length, self.pool = dim, max_length, pool
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) ids, (B, L) bool mask (True = token) -> tokens (B, L, D), global (B, D) (the [CLS] output)."""
+        """(B, L) ids, (B, L) bool mask (True = token) -> tokens (B, L, D), global (B, D) (mean or [CLS])."""
         if ids.shape[1] > self.max_length:
             raise ValueError(f"captions of {ids.shape[1]} tokens exceed max_length {self.max_length}")
         x = self.embed(ids) + self.pos[:, : ids.shape[1]]  # (B, L, D)
         x = self.norm(self.layers(x, src_key_padding_mask=~mask))  # (B, L, D)
-        return x, x[:, 0]
+        if self.pool == "cls":
+            return x, x[:, 0]
+        m = mask.to(x.dtype)[..., None]  # (B, L, 1)
+        return x, (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)  # (B, D): padding never enters
 
 
 class HFTextEncoder(nn.Module):

@@ -9,15 +9,16 @@ One step (all on one P x K batch of images, each with one caption of its own):
 - bisimulation over the identity relation vectors of the image and text sides;
 
 then the optimiser step and the EMA teacher update. The trained run folder holds ``config.yaml``,
-``tokenizer.json`` (scratch text encoder), ``last.pt`` (format ``vireid-mcma``, version 1, weights
+``tokenizer.json`` (scratch text encoder), ``last.pt`` (format ``vireid-mcma``, version 2, weights
 only) and ``result.json`` (the test split under the text-to-image protocol).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from vireid.types import Modality
 from vireid.utils.io import atomic_path, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
-FORMAT, VERSION = "vireid-mcma", 1
+FORMAT, VERSION = "vireid-mcma", 2  # 2: text BatchNorm + pooling choice (version 1 runs must be retrained)
 
 
 def load_text_dataset(cfg: MCMAConfig, split: str = "test"):
@@ -90,6 +91,28 @@ def mcma_losses(model: MCMA, images: torch.Tensor, labels: torch.Tensor, ids: to
     return terms
 
 
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate factor of optimiser step ``step`` (0-based) of ``total``: linear warm-up over ``warmup``
+    steps (``(step + 1) / warmup``), then 1 (``constant``) or ``(1 + cos(pi * t)) / 2`` with ``t`` going from 0 at
+    the first step after the warm-up to 1 at step ``total`` (``cosine``)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def build_optimizer(model: MCMA, cfg: MCMAConfig) -> torch.optim.Optimizer:
+    """AdamW; the image backbone (student) at ``lr * backbone_lr_mult``, every other trainable part at ``lr``."""
+    o = cfg.optim
+    backbone = {id(p) for p in model.image.backbone.parameters()}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) in backbone],
+               "lr": o.lr * o.backbone_lr_mult},
+              {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in backbone], "lr": o.lr}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, weight_decay=o.weight_decay)
+
+
 def build_tokenizer(cfg: MCMAConfig, captions: list[str]) -> CaptionTokenizer | None:
     """The scratch encoder's tokenizer trained on the training captions (None with a Hugging Face model)."""
     if cfg.model.text_model:
@@ -101,7 +124,8 @@ def build_model(cfg: MCMAConfig, num_classes: int, vocab_size: int) -> MCMA:
     m = cfg.model
     return MCMA(num_classes, vocab_size=vocab_size, arch=m.arch, pretrained=m.pretrained, dim=m.dim,
                 text_model=m.text_model, text_depth=m.text_depth, text_heads=m.text_heads,
-                max_length=cfg.data.caption_length, decoder_depth=m.decoder_depth, ema_momentum=m.ema_momentum)
+                max_length=cfg.data.caption_length, decoder_depth=m.decoder_depth, ema_momentum=m.ema_momentum,
+                text_pool=m.text_pool)
 
 
 def text_encode_fn(model: MCMA, tokenizer: CaptionTokenizer | None) -> Callable:
@@ -132,8 +156,11 @@ def train_mcma(cfg: MCMAConfig, run_dir: Path, runtime: Runtime, progress: Any =
                                            num_instances=cfg.data.num_instances, caption_length=cfg.data.caption_length,
                                            seed=cfg.runtime.seed, batches_per_epoch=cfg.data.batches_per_epoch,
                                            num_workers=cfg.data.num_workers)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optimizer = build_optimizer(model, cfg)
+    total = cfg.optim.epochs * len(loader)
+    warmup = int(round(cfg.optim.warmup_epochs * len(loader)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total, warmup, cfg.optim.schedule))
     generator = torch.Generator().manual_seed(cfg.runtime.seed)
     history, start = [], time.time()
     for epoch in range(cfg.optim.epochs):
@@ -150,10 +177,12 @@ def train_mcma(cfg: MCMAConfig, run_dir: Path, runtime: Runtime, progress: Any =
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             model.update_teacher()  # EMA teacher after every optimiser step
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-        record = {"epoch": epoch + 1, **{k: v / len(loader) for k, v in sums.items()}, "seconds": time.time() - start}
+        record = {"epoch": epoch + 1, **{k: v / len(loader) for k, v in sums.items()},
+                  "lr": optimizer.param_groups[-1]["lr"], "seconds": time.time() - start}
         history.append(record)
         logger.info("mcma epoch %d: %s", epoch + 1, record)
         if progress is not None:
@@ -181,6 +210,9 @@ def load_mcma_run(run_dir: str | Path, runtime: Runtime, overrides: list[str] | 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{ckpt_path} is not an MCMA checkpoint (format {FORMAT!r})")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{ckpt_path}: MCMA checkpoint version {ckpt.get('version')!r}, this vireid reads "
+                              f"version {VERSION} (the text side changed); retrain with vireid train-text")
     tokenizer = None if cfg.model.text_model else CaptionTokenizer.load(run_dir / "tokenizer.json")
     m = cfg.model.model_copy(update={"pretrained": None})  # the checkpoint holds every weight
     model = build_model(cfg.model_copy(update={"model": m}), int(ckpt["num_classes"]), int(ckpt["vocab_size"]))
@@ -213,20 +245,45 @@ def embed_images(model: MCMA, samples: list, cfg: MCMAConfig, runtime: Runtime, 
     return torch.cat(parts).numpy() if parts else np.zeros((0, model.dim), np.float32)
 
 
+def image_folder(relpath: str) -> str:
+    """The first folder of an image or caption path below the dataset's ``imgs/`` folder
+    (``imgs/cam1/0001_01.jpg#0`` -> ``cam1``)."""
+    from vireid.data.datasets.text_reid import IMAGE_FOLDER
+
+    parts = relpath.replace("\\", "/").split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == IMAGE_FOLDER else parts[0]
+
+
 def evaluate_mcma(model: MCMA, tokenizer: CaptionTokenizer | None, cfg: MCMAConfig, runtime: Runtime,
-                  split: str = "test") -> dict[str, Any]:
-    """The text-to-image protocol on ``split``: every caption against every image of the split."""
+                  split: str = "test", gallery_dirs: Sequence[str] | None = None) -> dict[str, Any]:
+    """The text-to-image protocol on ``split``: every caption against every image of the split.
+
+    ``gallery_dirs``: keep only the images under these first-level folders and the captions of those
+    images (e.g. the visible cameras ``cam1 cam2 cam4 cam5`` of the synthetic layout); a folder that holds
+    no image of the split is an error naming the folders there are.
+    """
+    from vireid.errors import ConfigError
     from vireid.evaluation.protocols import evaluate_plan
+    from vireid.evaluation.text_to_image import text_to_image_plan
 
     ds = load_text_dataset(cfg, split)
     test = list(ds.test)
+    plan = ds.eval_plan()
+    if gallery_dirs:
+        present = sorted({image_folder(s.relpath) for s in test})
+        unknown = sorted(set(gallery_dirs) - set(present))
+        if unknown:
+            raise ConfigError(f"--gallery-dir {', '.join(unknown)}: no {split} image of {cfg.data.root} lies there; "
+                              f"folders: {', '.join(present)}")
+        test = [s for s in test if image_folder(s.relpath) in set(gallery_dirs)]
+        plan = text_to_image_plan(ds.name, test, {"split": split, "gallery_dirs": sorted(set(gallery_dirs))})
     image_rows = [i for i, s in enumerate(test) if int(s.modality) != int(Modality.TEXT)]
     text_rows = [i for i, s in enumerate(test) if int(s.modality) == int(Modality.TEXT)]
     feats = np.zeros((len(test), model.dim), np.float32)
     feats[image_rows] = embed_images(model, [test[i] for i in image_rows], cfg, runtime)
     feats[text_rows] = embed_captions(model, text_encode_fn(model, tokenizer), [ds.caption(test[i]) for i in text_rows],
                                       cfg.data.caption_length, runtime)
-    result = evaluate_plan(ds.eval_plan(), test, feats, distance="cosine", normalize=True)
+    result = evaluate_plan(plan, test, feats, distance="cosine", normalize=True)
     ids = {s.pid for s in test}
     result["settings"].update(flip=False, rerank={"method": "none"},
                               chance_rank1=round(100.0 * float(np.mean([
