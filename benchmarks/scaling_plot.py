@@ -24,10 +24,13 @@ def plot_scaling(path: str | Path, title: str, rows: list[dict], *, xlabel: str 
     for row in rows:
         series[row["series"]].append(row)
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    floors = 0
     for i, (name, pts) in enumerate(series.items()):
         pts = sorted(pts, key=lambda r: r["n"])
         floor = name.startswith("floor")
-        style = dict(color="0.4", linestyle="--", marker="") if floor else dict(color=f"C{i}", marker="o")
+        style = dict(color="0.4", linestyle=("--", ":", "-.")[floors % 3], marker="") if floor else \
+            dict(color=f"C{i}", marker="o")
+        floors += floor
         ns = [p["n"] for p in pts]
         ax_t.plot(ns, [p["seconds"] for p in pts], label=name, **style)
         for p in pts:
