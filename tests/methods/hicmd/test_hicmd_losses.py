@@ -59,6 +59,25 @@ def test_code_reconstruction_adds_the_style_and_excluded_code_errors() -> None:
     assert float(CodeReconstruction()(out, BATCH)) == pytest.approx(0.6)
 
 
+def test_code_reconstruction_moves_only_the_reencoded_codes() -> None:
+    # L_code's target is the real image's code: with gradient on both sides the loss is minimised by
+    # shrinking every code to one constant (the collapse of the synthetic runs); the real codes
+    # must get no gradient from it, the re-encoded ones sign(hat - target) / numel.
+    style = torch.tensor([[1.0, 2.0], [0.0, 0.5], [3.0, 3.0], [1.0, -1.0]], requires_grad=True)
+    style_hat = torch.tensor([[2.0, 0.0], [1.0, 0.0], [2.0, 4.0], [1.5, 1.0]], requires_grad=True)
+    ex = torch.zeros(4, 3, requires_grad=True)
+    ex_hat = torch.full((4, 3), -0.1, requires_grad=True)
+    out = _out(style=style, style_hat=style_hat, ex=ex, ex_hat=ex_hat)
+    CodeReconstruction()(out, BATCH).backward()
+    assert style.grad is None and ex.grad is None
+    torch.testing.assert_close(style_hat.grad, torch.sign(style_hat - style).detach() / 8)
+    torch.testing.assert_close(ex_hat.grad, torch.full((4, 3), -1.0 / 12))
+    # the symmetric form (detach_target=False) pulls the real codes towards the re-encoded ones too
+    style.grad = None
+    CodeReconstruction(detach_target=False)(out, BATCH).backward()
+    torch.testing.assert_close(style.grad, torch.sign(style - style_hat).detach() / 8)
+
+
 def test_pairs_of_different_identities_and_a_missing_generator_are_errors() -> None:
     real = _images(*range(8))
     with pytest.raises(ValueError, match="different identities"):

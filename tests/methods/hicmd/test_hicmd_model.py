@@ -9,6 +9,7 @@ from vireid.losses.identity import CrossEntropyLabelSmooth
 from vireid.methods.hicmd.losses import (CodeReconstruction, CrossReconstruction, CycleReconstruction,
                                          GeneratedIdentity, HiCMDAdversarial, KLDivergence, SameReconstruction)
 from vireid.methods.hicmd.model import HICMD_EXTRAS, HiCMD, pair_rows
+from vireid.methods.hicmd.networks import init_kaiming
 from vireid.types import Batch, ModelOutput
 
 DIMS = dict(dim=4, style_dim=3, illum_dim=2, pose_dim=2, num_res=1, feat_dim=8)
@@ -98,3 +99,28 @@ def test_attribute_encoder_activation_option() -> None:
     assert leaky[0](x).abs().sum().item() > 0
     with pytest.raises(ValueError, match="attr_leaky"):
         HiCMD(3, attr_leaky=1.5, **DIMS)
+
+
+def test_init_kaiming_is_he_normal_with_zero_bias() -> None:
+    torch.manual_seed(0)
+    conv, lin = torch.nn.Conv2d(16, 64, 3), torch.nn.Linear(200, 300)
+    init_kaiming(torch.nn.Sequential(conv, lin))
+    for layer, fan_in in ((conv, 16 * 9), (lin, 200)):
+        assert float(layer.weight.std()) == pytest.approx((2.0 / fan_in) ** 0.5, rel=0.05)
+        assert float(layer.weight.mean()) == pytest.approx(0.0, abs=0.01)
+        assert float(layer.bias.abs().max()) == 0.0
+
+
+def test_a_fresh_attribute_encoder_tells_images_apart() -> None:
+    # Images of 8 different uniform colours (normalised values in [-2, 2]): the attribute encoder
+    # (no normalisation layers) must give them visibly different pooled activations at init. With
+    # PyTorch's default init its spread was 0.002-0.03 over seeds 0-9 (the decoder then saw one code
+    # for every image and learnt to ignore it); He init keeps it at 0.11-0.79.
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(8, 3, 1, 1, generator=g) * 4 - 2).expand(8, 3, 32, 16)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        model = HiCMD(3, **DIMS)
+        with torch.no_grad():
+            pooled = model.attr.body(images).flatten(1)  # (8, 4 * dim)
+        assert float(pooled.std(dim=0).mean()) > 0.05, seed

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vireid.methods.hicmd.model import HiCMD
-from vireid.methods.hicmd.sheet import pick_pairs, render_sheet, swap_grid
+from vireid.methods.hicmd.sheet import pick_pairs, render_sheet, swap_grid, swap_spread
 from vireid.types import Modality, Sample
 
 
@@ -49,3 +49,13 @@ def test_pick_pairs_takes_one_visible_and_one_infrared_image_per_identity() -> N
     assert picked == pick_pairs(samples, 3, seed=1)
     with pytest.raises(ValueError, match="both modalities"):
         pick_pairs(samples[-1:], 1)
+
+
+def test_swap_spread_separates_column_and_row_effects() -> None:
+    # cell(i, j) = a_i + b_j on 1x1x1 "images": within = mean |b_j - mean b|, between = mean |a_i - mean a|
+    a, b = torch.tensor([0.0, 0.4]), torch.tensor([0.1, 0.2, 0.6])
+    grid = (a[:, None] + b[None, :]).view(2, 3, 1, 1, 1)
+    within, between = swap_spread(grid)
+    assert within == pytest.approx((0.2 + 0.1 + 0.3) / 3)
+    assert between == pytest.approx(0.2)
+    assert swap_spread(a.view(2, 1, 1, 1, 1).expand(2, 3, 1, 1, 1))[0] == 0.0  # columns change nothing

@@ -7,7 +7,8 @@ the visible rows then the infrared rows, each with its pair):
 * ``hicmd_cross``: ``L_cross = E|x1 - G(p2, a2^s, a1^ex)|_1``;
 * ``hicmd_same``: ``L_same = E|x1 - G(p1, a1^s, a1^ex)|_1``;
 * ``hicmd_cycle``: ``L_cycle = E|x1 - G(p^1, a^1^s, a^1^ex)|_1`` (hatted codes as METHODS.md recommends);
-* ``hicmd_code``: ``L_code = E|a1^s - a^1^s|_1 + E|a1^ex - a^1^ex|_1``;
+* ``hicmd_code``: ``L_code = E|a1^s - a^1^s|_1 + E|a1^ex - a^1^ex|_1`` (the real image's codes as
+  the target, not moved by this loss: see :class:`CodeReconstruction`);
 
 their recipe weights are ``lambda_1..4`` of ``L_recon``. ``hicmd_kl``: ``E[KL(a^ex || N(0, I))]``.
 ``hicmd_adv``: the generator's side of ``L_adv`` for the per-modality discriminators it owns (their
@@ -82,11 +83,28 @@ class CycleReconstruction(nn.Module):
 
 
 class CodeReconstruction(nn.Module):
-    """``L_code = E|a^s - a^s^|_1 + E|a^ex - a^ex^|_1`` (seeds/001 §9 "编码损失"; ``a^ex`` as VAE means)."""
+    """``L_code = E|sg(a^s) - a^s^|_1 + E|sg(a^ex) - a^ex^|_1`` (seeds/001 §9 "编码损失"; ``a^ex`` as
+    VAE means), the codes of the real image the target.
+
+    The target codes of the real image are detached (``sg``, stop-gradient) by default: the codes
+    re-encoded from the generated images must come back to them (as in MUNIT's style
+    reconstruction, whose target, a sampled code, carries no gradient). With gradient on both sides the loss has a
+    trivial minimum, one constant code for every image, which it reaches directly by shrinking the
+    attribute encoder's activations: on the synthetic CPU recipe that silenced the attribute
+    encoder within 20 steps (README "Hi-CMD on the synthetic dataset"). ``detach_target=False``
+    restores the symmetric form.
+    """
+
+    def __init__(self, detach_target: bool = True) -> None:
+        super().__init__()
+        self.detach_target = bool(detach_target)
 
     def forward(self, out: ModelOutput, batch: Batch) -> torch.Tensor:
         e = paired_extras(out, batch, "hicmd_code")
-        return l1(e["style"], e["style_hat"]) + l1(e["ex"], e["ex_hat"])
+        style, ex = e["style"], e["ex"]  # (2n, ds), (2n, dex): the real images' codes
+        if self.detach_target:
+            style, ex = style.detach(), ex.detach()
+        return l1(style, e["style_hat"]) + l1(ex, e["ex_hat"])
 
 
 class KLDivergence(nn.Module):

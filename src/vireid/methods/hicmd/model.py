@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from vireid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from vireid.methods.hicmd.networks import AttributeEncoder, Decoder, PrototypeEncoder
+from vireid.methods.hicmd.networks import AttributeEncoder, Decoder, PrototypeEncoder, init_kaiming
 from vireid.models.layers import BNNeck, weights_init_classifier
 from vireid.types import Modality, ModelOutput
 
@@ -107,6 +107,7 @@ class HiCMD(nn.Module):
         if not 0.0 <= attr_leaky < 1.0:
             raise ValueError(f"HiCMD: attr_leaky must be in [0, 1), got {attr_leaky}")
         self.attr = AttributeEncoder(dim, style_dim, illum_dim, pose_dim, leaky=attr_leaky)
+        init_kaiming(self.attr.body)  # no normalisation inside: PyTorch's default init all but silences it
         c = self.proto.out_channels
         self.decoder = Decoder(c, style_dim + illum_dim + pose_dim, num_res)
         self.illum_dim = illum_dim

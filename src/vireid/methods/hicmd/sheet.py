@@ -22,7 +22,7 @@ from vireid.utils.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["pick_pairs", "render_sheet", "swap_grid", "write_swap_sheet"]
+__all__ = ["pick_pairs", "render_sheet", "swap_grid", "swap_spread", "write_swap_sheet"]
 
 
 @torch.no_grad()
@@ -39,6 +39,20 @@ def swap_grid(model: HiCMD, images: torch.Tensor, columns: torch.Tensor) -> torc
     finally:
         model.train(was_training)
     return out.view(r, c, *out.shape[1:])
+
+
+def swap_spread(grid: torch.Tensor) -> tuple[float, float]:
+    """How much a swap grid (R, C, 3, H, W) depends on its columns and on its rows: ``(within, between)``.
+
+    ``within``: mean ``|cell(i, j) - mean_j cell(i, j)|`` over cells and pixels (0 when the ID-excluded
+    codes of the columns change nothing); ``between``: mean ``|mean_j cell(i, j) - mean_ij cell(i, j)|``
+    over rows and pixels (what the rows' identity codes change).
+    """
+    grid = grid.float()
+    row_mean = grid.mean(dim=1, keepdim=True)  # (R, 1, 3, H, W)
+    within = (grid - row_mean).abs().mean()
+    between = (row_mean - row_mean.mean(dim=0, keepdim=True)).abs().mean()
+    return float(within), float(between)
 
 
 def render_sheet(row_heads: np.ndarray, col_heads: np.ndarray, grid: np.ndarray, gap: int = 2) -> np.ndarray:
@@ -101,5 +115,7 @@ def write_swap_sheet(model: HiCMD, samples: Sequence[Sample], out: str | Path, h
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, buf.getvalue())
-    logger.info("wrote %s: %d x %d swaps", out, len(samples), len(samples))
+    within, between = swap_spread(grid)
+    logger.info("wrote %s: %d x %d swaps; cells differ from their row's mean by %.4f, rows from each other "
+                "by %.4f (mean |difference| of pixels in [0, 1])", out, len(samples), len(samples), within, between)
     return out
