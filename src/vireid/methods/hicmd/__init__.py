@@ -30,8 +30,9 @@ METHOD = register_method(Method(
     reference="METHODS.md §12",
     recipes=("hicmd_sysu.yaml", "hicmd_synthetic.yaml"),
     status="implemented, tested; 3-seed synthetic table in the README (the attribute-code collapse fixed: "
-           "L_code's target detached, He init + LeakyReLU in E_a; at 120 CPU steps the decoder still mostly "
-           "ignores a^ex, L_cross does not fall, generated data makes no measurable difference)",
+           "L_code's target detached, He init + LeakyReLU in E_a, L_code weight 0.1 in the CPU recipe; the "
+           "swap sheet's columns differ, but at 120 CPU steps L_cross does not clearly fall and generated "
+           "data makes no measurable difference)",
     models={"hicmd": HiCMD},
     losses={"hicmd_cross": CrossReconstruction, "hicmd_same": SameReconstruction,
             "hicmd_cycle": CycleReconstruction, "hicmd_code": CodeReconstruction, "hicmd_kl": KLDivergence,
