@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vireid.evaluation import metrics
+from vireid.evaluation import ranking
 from vireid.evaluation.metrics import evaluate_features, evaluate_features_shared, pairwise_distance
 
 EXCLUSIONS = ["none", "sysu-same-location", "same-id-same-camera"]
@@ -60,8 +60,8 @@ def test_ties_that_appear_only_after_the_square_root(mode, loop_reference, monke
     # column 0, which ties with column 1 after the root (and precedes it in the gallery)
     ref = _reference(qf, gf, q, g, *c, "none", mode, loop_reference)
     finished = []
-    real_finish = metrics._finish
-    monkeypatch.setattr(metrics, "_finish", lambda *a: finished.append(a[1]) or real_finish(*a))
+    real_finish = ranking._finish
+    monkeypatch.setattr(ranking, "_finish", lambda *a: finished.append(a[1]) or real_finish(*a))
     _assert_same(evaluate_features(qf, gf, q, g, *c, cmc_mode=mode), ref)
     assert finished == [slice(0, 2)]  # the chunk was finished (square roots) before ranking
 
@@ -84,7 +84,7 @@ def test_near_ties_below_float32_resolution(loop_reference):
 
 def test_gaussian_features_many_chunks_and_blocks(monkeypatch, loop_reference):
     # blocks of 1-2 rows (SYSU rows mixed inside a block and not), several chunks, both distances
-    monkeypatch.setattr(metrics, "_BLOCK_ENTRIES", 700)
+    monkeypatch.setattr(ranking, "_BLOCK_ENTRIES", 700)
     rng = np.random.default_rng(9)
     qf, gf = rng.standard_normal((60, 12)), rng.standard_normal((400, 12))
     q, g, qc, gc = _labels(rng, 60, 400, 20)
