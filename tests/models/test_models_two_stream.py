@@ -180,3 +180,53 @@ def test_bad_arguments_and_inputs() -> None:
     with pytest.raises(ValueError, match=r"expected images \(B, 3, H, W\) and modality \(B,\)"):
         net(torch.randn(2, 3, H, W), torch.tensor([0, 1, 1]))
     assert isinstance(net.shared, nn.ModuleList)
+
+
+def _split_by_nonzero(self: TwoStreamResNet, images: torch.Tensor, modality: torch.Tensor,
+                      saved: dict[int, torch.Tensor], wanted: set[int]) -> torch.Tensor:
+    """The split as it was before issue 17: one nonzero (and one count) per modality, gathered apart."""
+    kept_ids = [i for i in range(self.num_specific_stages) if i in wanted]
+    parts, part_kept, order = [], [], []
+    for m, key in enumerate(("visible", "infrared")):
+        idx = (modality == m).nonzero().squeeze(1)
+        if idx.numel():
+            x, kept = self._run_specific(images[idx], key, wanted)
+            parts.append(x)
+            part_kept.append(kept)
+            order.append(idx)
+    inverse = torch.empty_like(modality)
+    inverse[torch.cat(order)] = torch.arange(modality.numel())
+    for j, stage_id in enumerate(kept_ids):
+        saved[stage_id] = torch.cat([k[j] for k in part_kept])[inverse]
+    return torch.cat(parts)[inverse]
+
+
+@pytest.mark.parametrize("channels_last,bf16", [(False, False), (True, True)])
+def test_grouped_split_is_bit_identical_to_per_modality_nonzero(channels_last: bool, bf16: bool) -> None:
+    """One argsort + split (one host sync) gives exactly the outputs, gradients and BN statistics of
+    the per-modality nonzero split it replaced, in float32 and in bf16 + channels_last."""
+    import copy
+    import types
+
+    torch.manual_seed(0)
+    net = TwoStreamResNet("resnet18", num_specific_stages=2, non_local=(0, 1, 0, 0)).train()
+    _perturb_infrared(net)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    ref = copy.deepcopy(net)
+    ref._forward_specific = types.MethodType(_split_by_nonzero, ref)
+    images = torch.randn(6, 3, H, W).contiguous(memory_format=fmt)
+    modality = torch.tensor([1, 0, 0, 1, 1, 0])
+    results = []
+    for model in (net, ref):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out, maps = model.forward_stages(images, modality, [0, 1])
+        (out.float().square().mean() + maps[1].float().mean()).backward()
+        results.append((out, maps, {k: v.grad for k, v in model.named_parameters()}, model.state_dict()))
+    (out, maps, grads, state), (r_out, r_maps, r_grads, r_state) = results
+    assert torch.equal(out, r_out) and all(torch.equal(maps[k], r_maps[k]) for k in (0, 1))
+    assert out.stride() == r_out.stride() and maps[0].stride() == r_maps[0].stride()  # same memory layout
+    for name in grads:
+        assert torch.equal(grads[name], r_grads[name]), name
+    for name in state:  # BatchNorm running statistics of both streams
+        assert torch.equal(state[name], r_state[name]), name

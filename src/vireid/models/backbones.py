@@ -168,28 +168,42 @@ class TwoStreamResNet(nn.Module):
         if self.num_specific_stages == 0:
             return images
         kept_ids = [i for i in range(self.num_specific_stages) if i in wanted]
-        is_mod = [modality == m for m in range(len(MODALITY_KEYS))]  # each (B,) bool
-        counts = [int(mask.sum()) for mask in is_mod]
-        if sum(counts) != modality.shape[0]:
-            bad = modality[~torch.stack(is_mod).any(0)].unique().tolist()
-            valid = list(range(len(MODALITY_KEYS)))
-            raise ValueError(f"TwoStreamResNet: modality labels must be in {valid}, got {bad}")
+        counts = modality_counts(modality)
         present = [m for m, c in enumerate(counts) if c > 0]
         if len(present) == 1:  # one modality only (the usual test-time case): no split needed
             x, kept = self._run_specific(images, MODALITY_KEYS[present[0]], wanted)
             saved.update(zip(kept_ids, kept))
             return x
-        parts, part_kept, order = [], [], []
-        for m in present:
-            idx = is_mod[m].nonzero().squeeze(1)  # (b_m,)
-            x, kept = self._run_specific(images[idx], MODALITY_KEYS[m], wanted)
+        # rows grouped by modality (0 first), batch order kept inside a group: no data-dependent
+        # op besides the counts above (nonzero per modality would cost one more sync each on CUDA)
+        perm = torch.argsort(modality, stable=True)  # (B,) original position of each grouped row
+        grouped = images[perm].split([counts[m] for m in present])  # each (b_m, 3, H, W)
+        parts, part_kept = [], []
+        for m, part in zip(present, grouped):
+            x, kept = self._run_specific(part, MODALITY_KEYS[m], wanted)
             parts.append(x)
             part_kept.append(kept)
-            order.append(idx)
-        perm = torch.cat(order)  # (B,) original position of each row of the concatenation
         inverse = torch.empty_like(perm)
         inverse[perm] = torch.arange(perm.numel(), device=perm.device)
         for j, stage_id in enumerate(kept_ids):
             saved[stage_id] = torch.cat([k[j] for k in part_kept])[inverse]
         # tensor indexing (not index_select) keeps a channels_last layout
         return torch.cat(parts)[inverse]  # (B, C_s, h_s, w_s)
+
+
+def modality_counts(modality: torch.Tensor) -> list[int]:
+    """Rows of each modality label in a (B,) label vector, read to the host in one transfer.
+
+    This is the two-stream forward's only host synchronisation on CUDA (the split sizes must be
+    known on the host) and its only graph break under ``torch.compile``.
+
+    Raises:
+        ValueError: a label outside ``0..len(MODALITY_KEYS) - 1``.
+    """
+    labels = torch.arange(len(MODALITY_KEYS), device=modality.device)
+    is_mod = modality[None, :] == labels[:, None]  # (M, B) bool
+    counts = is_mod.sum(1).tolist()  # the one sync
+    if sum(counts) != modality.shape[0]:
+        bad = modality[~is_mod.any(0)].unique().tolist()
+        raise ValueError(f"TwoStreamResNet: modality labels must be in {labels.tolist()}, got {bad}")
+    return counts
