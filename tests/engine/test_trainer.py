@@ -117,3 +117,33 @@ def test_subclass_hooks_add_a_loss_term_and_see_every_step(tiny_sysu, tmp_path):
     # the logged total is the weighted sum of the terms (averaged over the epoch's steps)
     total = record["cross_entropy"] + record["wrt"] + 1e-4 * record["l2"]
     assert record["loss"] == pytest.approx(total, rel=1e-5)
+
+
+def test_step_logs_exactly_the_per_term_floats_of_one_host_read(tiny_sysu, tmp_path):
+    """The step reads every loss value and the total in one transfer (issue 17: one sync, not two per
+    term and one after the optimiser step); the logged numbers are bit-for-bit the ``float()`` of each
+    term and of the weighted sum built term by term, a bf16 term included."""
+    seen = []
+
+    class Spy(Trainer):
+        def compute_losses(self, batch):
+            terms, extras = super().compute_losses(batch)
+            norm = sum(p.square().sum() for p in self.model.parameters()).bfloat16()
+            terms = [*terms, ("bf16_norm", 1e-4, norm)]
+            seen.append(terms)
+            return terms, extras
+
+        def _step(self, batch):
+            values = super()._step(batch)
+            terms = seen[-1]
+            total = None
+            for _, weight, value in terms:
+                total = weight * value if total is None else total + weight * value
+            expected = {name: float(value.detach()) for name, _, value in terms}
+            assert {k: values[k] for k in expected} == expected
+            assert values["loss"] == float(total.detach())
+            return values
+
+    cfg = tiny_config(tiny_sysu, epochs=1, milestones=[])
+    Spy(cfg, tmp_path / "run", _runtime(cfg)).fit()
+    assert len(seen) == 3

@@ -244,6 +244,6 @@ def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig)
     return factor
 
 
-def finite_or_raise(value: torch.Tensor, what: str) -> None:
+def finite_or_raise(value: torch.Tensor | float, what: str) -> None:
     if not math.isfinite(float(value)):
         raise FloatingPointError(f"{what} is {float(value)}; lower optim.lr, set optim.clip_grad_norm, or use fp32")

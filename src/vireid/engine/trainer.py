@@ -546,13 +546,21 @@ class Trainer:
         rt, cfg = self.runtime, self.cfg
         batch = self.batch_augment(batch.to(rt.device, non_blocking=True))
         terms, values = self.compute_losses(batch)
-        total = None
-        for name, weight, value in terms:
-            build.finite_or_raise(value.detach(), f"loss {name}")
-            values[name] = float(value.detach())
-            total = weight * value if total is None else total + weight * value
-        if total is None:
+        if not terms:
             raise ConfigError("no loss to train: the config's losses list is empty")
+        total = terms[0][1] * terms[0][2]
+        for _, weight, value in terms[1:]:
+            total = total + weight * value
+        # every loss value and the total in one device-to-host read before backward (issue 17): one
+        # CUDA sync instead of two per term plus one after the optimiser step, so backward and the
+        # step stay queued on the device while the host fetches the next batch; float64 holds each
+        # float32/bf16/fp16 value exactly, so these are the numbers float() gives term by term
+        host = torch.stack([v.detach().double().reshape(()) for _, _, v in [*terms, ("", 1.0, total)]])
+        host_values = host.tolist()
+        for (name, _, _), value in zip(terms, host_values):
+            build.finite_or_raise(value, f"loss {name}")
+            values[name] = value
+        values["loss"] = host_values[-1]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if cfg.optim.clip_grad_norm:
@@ -561,7 +569,6 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.after_step(batch)
-        values["loss"] = float(total.detach())
         values["_rows"] = len(batch)  # after the batch augment (CAJ adds a third view)
         return values
 
