@@ -97,9 +97,11 @@ def test_batch_hard_against_loop(normalize: bool) -> None:
     assert got.item() == pytest.approx(_batch_hard_loop(x, pids, 0.3, normalize), rel=1e-5, abs=1e-6)
 
 
-def test_batch_hard_single_identity_is_zero_with_graph() -> None:
+@pytest.mark.parametrize("normalize", [False, True])
+def test_batch_hard_single_identity_is_zero_with_graph(normalize: bool) -> None:
+    """No negatives: 0 with zero gradients, without a host-side branch (every hinge is relu(-inf))."""
     x = torch.randn(4, 3, requires_grad=True)
-    loss = triplet_batch_hard(x, torch.zeros(4, dtype=torch.long))
+    loss = triplet_batch_hard(x, torch.zeros(4, dtype=torch.long), normalize=normalize)
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(x.grad, torch.zeros_like(x))
 
