@@ -5,7 +5,11 @@ on the pre-BN feature + backward + SGD (Nesterov, momentum 0.9, wd 5e-4) step, o
 P x (K visible + K infrared) batch, as the trainer runs it. Each variant runs in its own
 subprocess so the CPU peak (``ru_maxrss``) belongs to it alone; on CUDA the peak is
 ``torch.cuda.max_memory_allocated``. Times are the median of ``--steps`` steps after
-``--warmup`` steps; ratios are against float32 in the same run.
+``--warmup`` steps; ratios are against the first variant listed, in the same run. "first step" is
+the wall time of the first warm-up step: for the compile variants it holds the compilation
+(Dynamo tracing + Inductor code generation and C++ builds), a real cost for a short run. With
+``--threads N`` the children run with ``OMP_NUM_THREADS=N`` and ``TORCHINDUCTOR_COMPILE_THREADS=N``
+(Inductor otherwise compiles in a pool of worker processes).
 
     python benchmarks/bench_train_step.py                      # AGW-ResNet-50, 32 x 288x144
     python benchmarks/bench_train_step.py --arch resnet18 --batch 8 --height 128 --width 64
@@ -31,8 +35,9 @@ VARIANTS = {  # name -> (channels_last, bf16 autocast)
     "bf16+cl+foreach-sgd": (True, True),  # SGD(foreach=True): one multi-tensor kernel per op
     "bf16+cl+fused-sgd": (True, True),  # SGD(fused=True)
     "bf16+cl+compile": (True, True),  # torch.compile of the model and of the summed losses
+    "bf16+cl+compile-autotune": (True, True),  # the same, mode="max-autotune-no-cudagraphs"
 }
-EXTRA_VARIANTS = ("bf16+cl+foreach-sgd", "bf16+cl+fused-sgd", "bf16+cl+compile")
+EXTRA_VARIANTS = ("bf16+cl+foreach-sgd", "bf16+cl+fused-sgd", "bf16+cl+compile", "bf16+cl+compile-autotune")
 
 
 def _rss_mib() -> float:
@@ -51,6 +56,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    variant = variant.split("#")[0]  # "name#2": the same variant again (to see the run-to-run noise)
     channels_last, bf16 = VARIANTS[variant]
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -66,9 +72,10 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
     def losses(out, batch):
         return ce(out, batch) + wrt(out, batch)
 
-    if variant.endswith("compile"):
-        forward = torch.compile(model)
-        losses = torch.compile(losses)
+    if "compile" in variant:
+        mode = "max-autotune-no-cudagraphs" if variant.endswith("autotune") else None
+        forward = torch.compile(model, mode=mode)
+        losses = torch.compile(losses, mode=mode)
 
     k = args.batch // 8 or 1  # 4 identities x (k visible + k infrared)
     pids = torch.arange(args.batch, device=device) // (2 * k) % args.num_classes
@@ -91,9 +98,12 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    warmup_times = []  # the first step includes torch.compile's tracing and code generation
     for _ in range(args.warmup):
+        t0 = time.perf_counter()
         step()
-    sync()
+        sync()
+        warmup_times.append(time.perf_counter() - t0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times, cpu_times = [], []
@@ -105,7 +115,8 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, float]:
         cpu_times.append(time.process_time() - c0)
     median = statistics.median(times)
     # on a shared CPU the process CPU time per step (one thread) is steadier than the wall time
-    result = {"step_s": median, "images_per_s": args.batch / median, "cpu_step_s": statistics.median(cpu_times)}
+    result = {"step_s": median, "images_per_s": args.batch / median, "cpu_step_s": statistics.median(cpu_times),
+              "first_step_s": warmup_times[0] if warmup_times else float("nan")}
     if device.type == "cuda":
         result["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -127,7 +138,8 @@ def main() -> int:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--variants", default=",".join(v for v in VARIANTS if v not in EXTRA_VARIANTS),
-                   help="comma-separated subset of " + ", ".join(VARIANTS))
+                   help="comma-separated subset of " + ", ".join(VARIANTS)
+                   + " (a '#2' suffix repeats a variant, to see the noise)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.device == "auto":
@@ -135,12 +147,26 @@ def main() -> int:
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
 
+    if args.threads:  # inductor compiles in a pool of worker processes unless told otherwise
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(args.threads))
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     if args.child:  # one variant, result as JSON on the last line
+        if "compile" in args.child and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            import shutil
+            import tempfile
+
+            cache = tempfile.mkdtemp(prefix="bench-inductor-")  # a cold compile: no kernels from earlier runs
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+            try:
+                print(json.dumps(run_variant(args, args.child)))
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+            return 0
         print(json.dumps(run_variant(args, args.child)))
         return 0
 
     variants = [v.strip() for v in args.variants.split(",")]
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v.split("#")[0] not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; valid: {list(VARIANTS)}")
     # ratios are against the first variant listed (float32 by default)
@@ -167,16 +193,16 @@ def main() -> int:
     mem_col = "peak CUDA alloc (MiB)" if args.device.startswith("cuda") else "peak RSS (MiB)"
     extra = "" if args.device.startswith("cuda") else " peak over model+batch (MiB) |"
     print(f"| variant | s/step | CPU s/step | images/s | speed vs {variants[0]} (wall / CPU) | {mem_col} | "
-          f"memory vs {variants[0]} |{extra}")
-    print("|---|---|---|---|---|---|---|" + ("---|" if extra else ""))
+          f"memory vs {variants[0]} | first step (s) |{extra}")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if extra else ""))
     for v in variants:
         r = results[v]
         if not r:
-            print(f"| {v} | failed | | | | | |" + (" |" if extra else ""))
+            print(f"| {v} | failed | | | | | | |" + (" |" if extra else ""))
             continue
         row = (f"| {v} | {r['step_s']:.3f} | {r['cpu_step_s']:.3f} | {r['images_per_s']:.1f} | "
                f"{base['step_s'] / r['step_s']:.2f}x / {base['cpu_step_s'] / r['cpu_step_s']:.2f}x | "
-               f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f}x |")
+               f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f}x | {r['first_step_s']:.1f} |")
         if extra:
             row += f" {r['peak_over_start_mib']:.0f} |"
         print(row)
