@@ -50,7 +50,8 @@ from torch import Tensor
 
 from vireid.rerank._distance import (ArrayLike, check_float, check_int, collect_stream, pair_distances,
                                      resolve_device)
-from vireid.rerank.original_distance import QUERY_BLOCK, augmented_pair, distance_tiles, query_gallery_rows
+from vireid.rerank.original_distance import (QUERY_BLOCK, Augmented, AugmentedRows, distance_tiles,
+                                             query_gallery_rows)
 from vireid.rerank.reciprocal import expanded_reciprocal_sets
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def k_reciprocal_stream(
     chunk = check_int("chunk_size", chunk_size, 1)
     if query_chunk is not None:
         check_int("query_chunk", query_chunk, 1)
-    left = augmented_pair(qf, gf, dev)  # (N, D+2) centred features, |x|^2, 1
+    left = AugmentedRows(qf, gf, dev)  # (N, D+2) centred features, |x|^2, 1: rows made on demand
     nq, n = len(qf), left.shape[0]
     rows_per_block = query_chunk or default_query_chunk(n - nq)
     knn, knn_d0, row_max = _ranks_and_original(left, width=max(k1 + 1, k2), block=chunk)
@@ -148,7 +149,7 @@ def default_query_chunk(num_gallery: int, budget_bytes: int = 32 * 2**20) -> int
     return max(QUERY_BLOCK, rows // QUERY_BLOCK * QUERY_BLOCK)
 
 
-def _mixed_blocks(left: Tensor, row_max: Tensor, jaccard: "_JaccardRows", nq: int, lam: float, block: int,
+def _mixed_blocks(left: Augmented, row_max: Tensor, jaccard: "_JaccardRows", nq: int, lam: float, block: int,
                   rows_per_block: int) -> Iterator[tuple[slice, Tensor]]:
     """Eq. 14 per block of query rows: ``(1 - lambda) d_J + lambda d0``."""
     for a in range(0, nq, rows_per_block):
@@ -165,7 +166,7 @@ def _mixed_blocks(left: Tensor, row_max: Tensor, jaccard: "_JaccardRows", nq: in
         del out  # the consumer owns the block now: hold nothing while computing the next
 
 
-def _ranks_and_original(left: Tensor, *, width: int, block: int) -> tuple[Tensor, Tensor, Tensor]:
+def _ranks_and_original(left: Augmented, *, width: int, block: int) -> tuple[Tensor, Tensor, Tensor]:
     """One pass over the original distance tiles (:mod:`vireid.rerank.original_distance`).
 
     Each upper-triangle tile is used for its rows and, transposed, for its columns. Keeps, per
@@ -252,7 +253,7 @@ def _merge_sparse(best_d: Tensor, best_i: Tensor, item0: int, r: Tensor, cand: T
     best_i[rows] = cat_i.gather(1, mi)
 
 
-def _encode(left: Tensor, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Tensor, mask: Tensor) -> Tensor:
+def _encode(left: Augmented, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Tensor, mask: Tensor) -> Tensor:
     """V (Eq. 10) in the padded layout of ``idx`` (N, M): Gaussian weights of d0 over R*(i, k1),
     each row summing to 1, 0 on padding.
 
@@ -267,7 +268,10 @@ def _encode(left: Tensor, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Ten
     missing = mask & ~found
     if bool(missing.any()):
         r = torch.arange(n, device=idx.device)[:, None].expand_as(idx)[missing]
-        xc, sq = left[:, :-2], left[:, -2]  # centred features and their squared norms
+        if isinstance(left, AugmentedRows):
+            xc, sq = left.centred_rows, left.norms  # centred features and their squared norms
+        else:
+            xc, sq = left[:, :-2], left[:, -2]
         d0[missing] = pair_distances(xc, sq, r, idx[missing], squared=True, max_pairs=1 << 11) / row_max[r]
         logger.debug("k-reciprocal: %d of %d weights beyond the kept neighbours", len(r), int(mask.sum()))
     w = torch.where(mask, torch.exp(-d0), torch.zeros_like(d0))  # (N, M)
