@@ -69,3 +69,16 @@ def test_centring_keeps_float32_distances_accurate_under_a_large_offset() -> Non
     x64 = x.astype(np.float64)
     exact = ((x64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)  # (30, 30)
     np.testing.assert_allclose(d, exact, rtol=0, atol=5e-5)
+
+
+def test_k_reciprocal_hands_freed_heap_back_between_phases(monkeypatch) -> None:
+    import vireid.rerank._distance as distance_module
+    from vireid.rerank import k_reciprocal_rerank
+
+    distance_module.release_free_heap()  # resolves glibc's malloc_trim on this (Linux) machine
+    assert distance_module._MALLOC_TRIM not in (None, False)
+    calls = []
+    monkeypatch.setattr(distance_module, "_MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
+    x = _features(40, 4, seed=5)
+    k_reciprocal_rerank(x[:10], x[10:], k1=5, k2=3)
+    assert calls == [0, 0]  # after the query expansion, after the inverted index
