@@ -296,6 +296,10 @@ def large_rows(args, argv: list[str]) -> tuple[list[tuple], dict]:
     before, ours, after = (run_worker(n, argv) for n in ("large-loop", "large-ours", "large-loop"))
     ours32, gemm64, gemm32 = (run_worker(n, argv) for n in ("large-ours32", "large-gemm64", "large-gemm32"))
     plain, window = run_worker("large-plain", argv), run_worker("large-window", argv)
+    pairs = [(gemm64["cpu"], ours["cpu"])]  # --repeat: more (float64 GEMM, ours) pairs, alternated
+    for _ in range(args.repeat - 1):
+        g, o = run_worker("large-gemm64", argv), run_worker("large-ours", argv)
+        pairs.append((g["cpu"], o["cpu"]))
     base = dict(before, seconds=(before["seconds"] + after["seconds"]) / 2, cpu=(before["cpu"] + after["cpu"]) / 2)
     np.testing.assert_allclose(ours["metrics"], base["metrics"], rtol=1e-6, atol=1e-7)
     scale = args.queries / base["timed_queries"]
@@ -327,6 +331,10 @@ def large_rows(args, argv: list[str]) -> tuple[list[tuple], dict]:
                f"{window['recheck_cpu_per_query'] * 1000:.2f} ms per query", "", f"~{est32:.1f}",
          f"f32 GEMM + ours' passes ({passes:.1f}) + recheck ({recheck:.1f}): {est32 / gemm64['cpu']:.2f}x the float64 "
          f"GEMM", ""),
+        *([(size, f"ours / float64 GEMM over {len(pairs)} alternated runs (GEMM, ours CPU s: "
+                  + ", ".join(f"{g:.1f}, {o:.1f}" for g, o in pairs) + ")", "", "",
+            f"median {np.median([o / g for g, o in pairs]):.2f}x (each: "
+            + ", ".join(f"{o / g:.2f}" for g, o in pairs) + ")", "")] if len(pairs) > 1 else []),
         (size, f"per-query loop (eval_sysu), {base['timed_queries']} queries timed, extrapolated",
          f"{base_full:.1f}", f"{base_cpu:.1f}", f"{base_cpu / ours['cpu']:.1f}x ours",
          f"~{est_mb:,.0f} estimated at full size ({base['peak_rss_mb']:.0f} measured for the subset)"),
@@ -352,6 +360,8 @@ def main() -> None:
     parser.add_argument("--loop-trials", type=int, default=2, help="trials the baseline runs (sysu case)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (ours)")
     parser.add_argument("--cases", default="large,sysu")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="large case: run the float64 GEMM and ours this many times, alternated (median ratio)")
     parser.add_argument("--curve", type=int, nargs="*", default=[],
                         help="also run the large case at these query counts (gallery 5x) for the scaling plot")
     parser.add_argument("--plot-dir", help="write scaling_evaluation.png and eval_rows.json here")
@@ -368,7 +378,8 @@ def main() -> None:
         rows += more
         curve += extra["curve"]
     for q in args.curve:
-        sub = argparse.Namespace(**{**vars(args), "queries": q, "gallery": 5 * q, "loop_queries": min(q, args.loop_queries)})
+        sub = argparse.Namespace(**{**vars(args), "queries": q, "gallery": 5 * q, "loop_queries": min(q, args.loop_queries),
+                                    "repeat": 1})
         more, extra = large_rows(sub, _argv(sub))
         rows += more
         curve += extra["curve"]

@@ -64,3 +64,19 @@ def test_save_refuses_bad_input_and_writes_nothing(tmp_path):
     with pytest.raises(FeaturesError, match="NaN/inf"):
         save_features(tmp_path / "f.npz", np.full((1, 2), np.nan), ["a"])
     assert not list(tmp_path.iterdir())
+
+
+def test_checks_run_in_row_blocks_and_still_name_the_bad_rows(tmp_path, monkeypatch):
+    import vireid.evaluation.features as features_module
+
+    monkeypatch.setattr(features_module, "_CHECK_ROWS", 2)  # rows 0-1, 2-3, 4: the bad rows in later blocks
+    feats = np.zeros((5, 3))
+    feats[3, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", features=feats, paths=np.array(list("abcde")))
+    with pytest.raises(FeaturesError, match="1 feature rows have NaN/inf values, first: 'd'"):
+        load_features(tmp_path / "nan.npz")
+    feats = np.zeros((5, 3))
+    feats[4] = 1e200  # finite, but the squared norm overflows float64
+    np.savez(tmp_path / "big.npz", features=feats, paths=np.array(list("abcde")))
+    with pytest.raises(FeaturesError, match=r"1 feature rows are too large.*largest \|value\| 1e\+200.*First: 'e'"):
+        load_features(tmp_path / "big.npz")

@@ -21,6 +21,7 @@ from vireid.errors import FeaturesError
 from vireid.utils.io import atomic_path
 
 REQUIRED_KEYS = ("features", "paths")
+_CHECK_ROWS = 4096  # rows per block of the finiteness and norm checks (no (N, D) temporary)
 
 
 class FeatureSet(NamedTuple):
@@ -72,17 +73,21 @@ def validate_features(features: np.ndarray, paths: Sequence[str], source: str) -
         raise FeaturesError(f"{source}: {features.shape[0]} feature rows but {len(paths)} paths")
     if features.shape[1] == 0:
         raise FeaturesError(f"{source}: 'features' has 0 columns (shape {features.shape}); expected (N, D) with D >= 1")
-    finite = np.isfinite(features).all(axis=1)
+    finite = np.empty(features.shape[0], dtype=bool)  # (N,)
+    squared = np.empty(features.shape[0], dtype=np.float64)  # (N,): what distances and L2 norms need
+    with np.errstate(over="ignore"):
+        for s in range(0, features.shape[0], _CHECK_ROWS):  # in row blocks: no (N, D) temporary
+            block = features[s : s + _CHECK_ROWS]
+            finite[s : s + len(block)] = np.isfinite(block).all(axis=1)
+            squared[s : s + len(block)] = np.square(block, dtype=np.float64).sum(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise FeaturesError(f"{source}: {len(bad)} feature rows have NaN/inf values, "
                             f"first: {_first([paths[i] for i in bad[:5]])}")
-    with np.errstate(over="ignore"):
-        squared = np.square(features, dtype=np.float64).sum(axis=1)  # (N,): what distances and L2 norms need
     if not np.isfinite(squared).all():
         bad = np.flatnonzero(~np.isfinite(squared))
         raise FeaturesError(f"{source}: {len(bad)} feature rows are too large: their squared norm overflows "
-                            f"float64 (largest |value| {float(np.abs(features).max()):.3g}), so distances and "
+                            f"float64 (largest |value| {float(np.abs(features[bad]).max()):.3g}), so distances and "
                             f"--normalize would be inf or 0; rescale the features. First: "
                             f"{_first([paths[i] for i in bad[:5]])}")
     return features

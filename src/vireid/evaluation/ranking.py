@@ -351,7 +351,8 @@ def _rank_chunk(dist: torch.Tensor, rows: slice, labels: _Labels, exclusion: Exc
         bins = bins_buf[:r].copy_(bins32[:r].copy_(scaled))  # (r, ng) truncation (via int32: faster)
         hist[b0:b1].scatter_add_(1, bins, one.expand(r, ng))
         sel = torch.gather(code[b0:b1], 1, bins, out=code_buf[:r])  # (r, ng)
-        flat = _flatnonzero(torch.ne(sel, 0, out=hit_buf[:r]))  # (n_b,) row-major in the block
+        # uint8 -> bool cast (nonzero -> True): on the CPU ~40x faster than ``torch.ne(sel, 0)``, same mask
+        flat = _flatnonzero(hit_buf[:r].copy_(sel))  # (n_b,) row-major in the block
         kind = sel.view(-1).index_select(0, flat)  # (n_b,) 1 candidate, 2 before the first match
         if identity:
             before = flat[kind == 2]

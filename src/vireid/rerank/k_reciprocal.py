@@ -49,8 +49,9 @@ import torch
 from torch import Tensor
 
 from vireid.rerank._distance import (ArrayLike, check_float, check_int, collect_stream, pair_distances,
-                                     resolve_device)
-from vireid.rerank.original_distance import QUERY_BLOCK, augmented_pair, distance_tiles, query_gallery_rows
+                                     release_free_heap, resolve_device)
+from vireid.rerank.original_distance import (QUERY_BLOCK, Augmented, AugmentedRows, distance_tiles,
+                                             query_gallery_rows)
 from vireid.rerank.reciprocal import expanded_reciprocal_sets
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def k_reciprocal_stream(
     chunk = check_int("chunk_size", chunk_size, 1)
     if query_chunk is not None:
         check_int("query_chunk", query_chunk, 1)
-    left = augmented_pair(qf, gf, dev)  # (N, D+2) centred features, |x|^2, 1
+    left = AugmentedRows(qf, gf, dev)  # (N, D+2) centred features, |x|^2, 1: rows made on demand
     nq, n = len(qf), left.shape[0]
     rows_per_block = query_chunk or default_query_chunk(n - nq)
     knn, knn_d0, row_max = _ranks_and_original(left, width=max(k1 + 1, k2), block=chunk)
@@ -133,10 +134,14 @@ def k_reciprocal_stream(
     if k2 != 1:
         v = _query_expansion(idx, vals, mask, knn[:, :k2], chunk)  # sparse (N, N), sorted entries
     else:
-        v = (torch.arange(n, device=left.device)[:, None].expand_as(idx)[mask], idx[mask], vals[mask])
+        index_dtype = torch.int32 if n < 2**31 - 1 else torch.int64
+        v = (torch.arange(n, device=left.device)[:, None].expand_as(idx)[mask].to(index_dtype),
+             idx[mask].to(index_dtype), vals[mask])
     del knn, knn_d0, idx, mask, vals
+    release_free_heap()  # the set-up's freed temporaries: not part of the peaks to come
     jaccard = _JaccardRows(v, nq, n)
     del v
+    release_free_heap()
     logger.debug("k-reciprocal set-up of %d x %d (k1=%d, k2=%d) in %.2fs", nq, n - nq, k1, k2,
                  time.perf_counter() - t0)
     return _mixed_blocks(left, row_max, jaccard, nq, lam, chunk, rows_per_block)
@@ -148,7 +153,7 @@ def default_query_chunk(num_gallery: int, budget_bytes: int = 32 * 2**20) -> int
     return max(QUERY_BLOCK, rows // QUERY_BLOCK * QUERY_BLOCK)
 
 
-def _mixed_blocks(left: Tensor, row_max: Tensor, jaccard: "_JaccardRows", nq: int, lam: float, block: int,
+def _mixed_blocks(left: Augmented, row_max: Tensor, jaccard: "_JaccardRows", nq: int, lam: float, block: int,
                   rows_per_block: int) -> Iterator[tuple[slice, Tensor]]:
     """Eq. 14 per block of query rows: ``(1 - lambda) d_J + lambda d0``."""
     for a in range(0, nq, rows_per_block):
@@ -165,7 +170,7 @@ def _mixed_blocks(left: Tensor, row_max: Tensor, jaccard: "_JaccardRows", nq: in
         del out  # the consumer owns the block now: hold nothing while computing the next
 
 
-def _ranks_and_original(left: Tensor, *, width: int, block: int) -> tuple[Tensor, Tensor, Tensor]:
+def _ranks_and_original(left: Augmented, *, width: int, block: int) -> tuple[Tensor, Tensor, Tensor]:
     """One pass over the original distance tiles (:mod:`vireid.rerank.original_distance`).
 
     Each upper-triangle tile is used for its rows and, transposed, for its columns. Keeps, per
@@ -252,7 +257,7 @@ def _merge_sparse(best_d: Tensor, best_i: Tensor, item0: int, r: Tensor, cand: T
     best_i[rows] = cat_i.gather(1, mi)
 
 
-def _encode(left: Tensor, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Tensor, mask: Tensor) -> Tensor:
+def _encode(left: Augmented, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Tensor, mask: Tensor) -> Tensor:
     """V (Eq. 10) in the padded layout of ``idx`` (N, M): Gaussian weights of d0 over R*(i, k1),
     each row summing to 1, 0 on padding.
 
@@ -267,14 +272,19 @@ def _encode(left: Tensor, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: Ten
     missing = mask & ~found
     if bool(missing.any()):
         r = torch.arange(n, device=idx.device)[:, None].expand_as(idx)[missing]
-        xc, sq = left[:, :-2], left[:, -2]  # centred features and their squared norms
+        if isinstance(left, AugmentedRows):
+            xc, sq = left.centred_rows, left.norms  # centred features and their squared norms
+        else:
+            xc, sq = left[:, :-2], left[:, -2]
         d0[missing] = pair_distances(xc, sq, r, idx[missing], squared=True, max_pairs=1 << 11) / row_max[r]
         logger.debug("k-reciprocal: %d of %d weights beyond the kept neighbours", len(r), int(mask.sum()))
     w = torch.where(mask, torch.exp(-d0), torch.zeros_like(d0))  # (N, M)
     return w / w.sum(dim=1, keepdim=True)
 
 
-SparseRows = tuple[Tensor, Tensor, Tensor]  # (rows, cols, vals) of an (N, N) matrix, sorted by (row, column)
+# (rows, cols, vals) of an (N, N) matrix, sorted by (row, column); rows and columns int32 when N < 2^31
+# (12 instead of 20 bytes per entry: at MSMT17 size V holds ~9M entries), else int64
+SparseRows = tuple[Tensor, Tensor, Tensor]
 
 
 def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor, chunk: int) -> SparseRows:
@@ -282,9 +292,10 @@ def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor
 
     Row-chunked merge of the k2 padded rows. Equal columns are summed in rank order, as the
     reference's ``np.mean(V[initial_rank[i, :k2]], axis=0)`` does, so chunking does not change a bit.
-    Returns the entries sorted by (row, column): rows and columns int64, values float32.
+    Returns the entries sorted by (row, column): rows and columns int32 (int64 if N >= 2^31), values float32.
     """
     n, k2 = neighbours.shape
+    index_dtype = torch.int32 if n < 2**31 - 1 else torch.int64
     parts_r, parts_c, parts_v = [], [], []
     for s in range(0, n, chunk):
         nb = neighbours[s : s + chunk]  # (c, k2)
@@ -295,8 +306,8 @@ def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor
         uniq, inverse = torch.unique_consecutive(key, return_inverse=True)  # (U,), (E,)
         summed = torch.zeros(uniq.shape[0], dtype=torch.float32, device=idx.device)
         summed.index_add_(0, inverse, vals[nb].reshape(keep.shape)[keep][order])  # (U,)
-        parts_r.append(uniq // n + s)
-        parts_c.append(uniq % n)
+        parts_r.append((uniq // n + s).to(index_dtype))
+        parts_c.append((uniq % n).to(index_dtype))
         parts_v.append(summed / k2)
     # Row chunks are disjoint and each is sorted, so the concatenation is sorted by (row, column).
     rows = torch.cat(parts_r)
@@ -321,21 +332,16 @@ class _JaccardRows:
 
     def __init__(self, v: SparseRows, nq: int, n: int) -> None:
         self.nq, self.ng = nq, n - nq
-        rows, cols, val = v  # sorted by row, then column
+        rows, cols, val = v  # sorted by row, then column; int32 indices when N < 2^31
         dev = rows.device
-        e = int(torch.searchsorted(rows, torch.tensor(nq, device=dev)))
+        e = int(torch.searchsorted(rows, torch.tensor(nq, device=dev, dtype=rows.dtype)))
         # the query rows' entries (copies: V itself is dropped by the caller)
-        self.q_rows, q_cols, self.q_vals = rows[:e].clone(), cols[:e].clone(), val[:e].clone()
+        self.q_rows, q_cols, self.q_vals = rows[:e].long(), cols[:e].long(), val[:e].clone()
         self.q_ptr = torch.searchsorted(self.q_rows, torch.arange(nq + 1, device=dev)).cpu()  # (nq+1,)
-        # Inverted index: the gallery rows holding each column, as a CSC layout.
-        # int32 where the values fit (N < 2^31): at MSMT17 size V has ~10M entries, 40 MB per int32 copy
-        small = n < 2**31 - 1
-        key = cols[e:].to(torch.int32) if small else cols[e:]
-        g_cols, order = key.sort(stable=True)
-        del key
-        g_rows = rows[e:].to(torch.int32) if small else rows[e:]
-        self.g_rows = g_rows[order].sub_(nq)
-        del g_rows
+        # Inverted index: the gallery rows holding each column, as a CSC layout, in V's index dtype
+        # (int32 at MSMT17 size: ~8M gallery entries, 33 MB per copy)
+        g_cols, order = cols[e:].sort(stable=True)
+        self.g_rows = rows[e:][order].sub_(nq)
         self.g_vals = val[e:][order]
         del order
         col_ptr = torch.searchsorted(g_cols, torch.arange(n + 1, device=dev, dtype=g_cols.dtype)).long()  # (N+1,)

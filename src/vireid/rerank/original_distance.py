@@ -4,9 +4,11 @@
 upper triangle so that no N x N matrix is ever held: a consumer uses each tile for its rows and,
 transposed, for its columns. The matrix is exactly symmetric with an exact zero diagonal.
 
-Memory: one (N, D + 2) matrix ``[x_i - mean, |x_i - mean|^2, 1]`` in the GEMM dtype, built chunk by
-chunk from the caller's features (no float64 copy of the whole set); the matching right-hand rows
-``[-2 x_j, 1, |x_j|^2]`` are made per tile (exact: a scaling by -2), so one tile is one GEMM.
+Memory: no copy of the features (issue 17: MSMT17 at D = 2048 within 2 GB). The (N, D + 2) matrix
+``[x_i - mean, |x_i - mean|^2, 1]`` in the GEMM dtype (:class:`AugmentedRows`) is made a row block at
+a time from the caller's features, with the N squared norms kept; the matching right-hand rows
+``[-2 x_j, 1, |x_j|^2]`` are made per tile (exact: a scaling by -2), so one tile is one GEMM. On
+accelerators the matrix is built once instead.
 
 Precision: float32 GEMM on the CPU (as the reference's float32 ``addmm``) on mean-centred
 features (the mean taken in float64), which shrinks the rounding of ``|a|^2 + |b|^2 - 2 a.b``;
@@ -25,7 +27,7 @@ from torch import Tensor
 from vireid.errors import FeaturesError
 from vireid.rerank._distance import ArrayLike, check_int, gemm_dtype, resolve_device
 
-_ROWS = 8192  # rows per pass when building the augmented matrix
+_ROWS = 2048  # rows per pass of the set-up (mean, norms): a float64 chunk is 32 MB at D = 2048
 QUERY_BLOCK = 128  # rows of the fixed-shape GEMMs behind the query-gallery distances
 
 
@@ -41,56 +43,146 @@ def _raw(x: ArrayLike, name: str) -> Tensor:
     return t
 
 
-def augmented_pair(qf: ArrayLike, gf: ArrayLike, device: torch.device) -> Tensor:
-    """``[x - mean, |x - mean|^2, 1]`` of the concatenation ``[qf; gf]``: (N, D + 2), GEMM dtype.
+class AugmentedRows:
+    """``[x - mean, |x - mean|^2, 1]`` of the concatenation ``[qf; gf]``: an (N, D + 2) matrix in the
+    GEMM dtype whose rows are made on demand (``rows[a:b]``, ``rows[index]``) from the caller's
+    features, so the re-ranker holds no copy of the set (at MSMT17 size and D = 2048 a copy is 769 MB).
+
+    Centring: ``x - mean`` in float32 for float32 features on the CPU (one correctly rounded
+    subtraction of the float32-rounded float64 mean: any common centre gives the same distances,
+    centring only shrinks the rounding of ``|a|^2 + |b|^2 - 2 a.b``); otherwise in float64, rounded to
+    the GEMM dtype. Every row is computed by the same formula wherever it is asked for, so a tile's
+    values do not depend on the blocks around it. On accelerators the matrix is built once
+    (``materialise``): per-tile host-to-device copies would cost more than its memory.
 
     Raises :class:`FeaturesError` on malformed input, a dimension mismatch or a NaN/inf row.
     """
-    parts = [(_raw(qf, "query features"), "query features"), (_raw(gf, "gallery features"), "gallery features")]
-    dim = parts[0][0].shape[1]
-    if parts[1][0].shape[1] != dim:
-        raise FeaturesError(f"query features have dimension {dim} but gallery features {parts[1][0].shape[1]}")
-    n = parts[0][0].shape[0] + parts[1][0].shape[0]
-    total = torch.zeros(dim, dtype=torch.float64, device=device)
-    for x, name in parts:
-        bad_rows: list[int] = []
-        num_bad = 0
-        for s in range(0, x.shape[0], _ROWS):
-            chunk = x[s : s + _ROWS].to(device=device, dtype=torch.float64)  # (c, D)
-            bad = ~torch.isfinite(chunk).all(dim=1)  # (c,)
-            if bool(bad.any()):
-                num_bad += int(bad.sum())
-                bad_rows += (torch.nonzero(bad).flatten()[:5] + s).tolist()
-            total += chunk.sum(dim=0)
-        if num_bad:
-            raise FeaturesError(f"{name}: {num_bad} row(s) hold NaN/inf values, first rows {bad_rows[:5]}")
-    mean = total / n  # (D,)
-    left = torch.empty(n, dim + 2, dtype=gemm_dtype(device), device=device)  # (N, D+2)
-    row = 0
-    for x, _ in parts:
-        for s in range(0, x.shape[0], _ROWS):
-            chunk = x[s : s + _ROWS].to(device=device, dtype=torch.float64)
-            out = left[row : row + chunk.shape[0]]
-            out[:, :dim] = chunk - mean
-            xc = out[:, :dim]
-            torch.sum(xc * xc, dim=1, out=out[:, dim])  # |x_i|^2 in the GEMM dtype
-            out[:, dim + 1] = 1.0
-            row += chunk.shape[0]
-    return left
+
+    def __init__(self, qf: ArrayLike, gf: ArrayLike, device: torch.device, *, materialise: bool | None = None) -> None:
+        parts = [(_raw(qf, "query features"), "query features"), (_raw(gf, "gallery features"), "gallery features")]
+        dim = parts[0][0].shape[1]
+        if parts[1][0].shape[1] != dim:
+            raise FeaturesError(f"query features have dimension {dim} but gallery features {parts[1][0].shape[1]}")
+        self.nq = parts[0][0].shape[0]
+        n = self.nq + parts[1][0].shape[0]
+        total = torch.zeros(dim, dtype=torch.float64, device=device)
+        for x, name in parts:
+            bad_rows: list[int] = []
+            num_bad = 0
+            for s in range(0, x.shape[0], _ROWS):
+                chunk = x[s : s + _ROWS].to(device=device, dtype=torch.float64)  # (c, D)
+                bad = ~torch.isfinite(chunk).all(dim=1)  # (c,)
+                if bool(bad.any()):
+                    num_bad += int(bad.sum())
+                    bad_rows += (torch.nonzero(bad).flatten()[:5] + s).tolist()
+                total += chunk.sum(dim=0)
+            if num_bad:
+                raise FeaturesError(f"{name}: {num_bad} row(s) hold NaN/inf values, first rows {bad_rows[:5]}")
+        self.dtype = gemm_dtype(device)
+        self.device = device
+        self.shape = (n, dim + 2)
+        self._q, self._g = (x.to(device) for x, _ in parts)  # no copy when already there (numpy on the CPU)
+        self._mean64 = total / n  # (D,)
+        self._mean = self._mean64.to(self.dtype)  # (D,)
+        self._dense: Tensor | None = None
+        self.norms = torch.empty(n, dtype=self.dtype, device=device)  # (N,) |x_i - mean|^2
+        for s in range(0, n, _ROWS):
+            xc = self.centred(slice(s, min(s + _ROWS, n)))  # (c, D)
+            torch.sum(xc * xc, dim=1, out=self.norms[s : s + xc.shape[0]])
+        if materialise if materialise is not None else device.type != "cpu":
+            self._dense = self.dense()  # (N, D+2)
+            del self._q, self._g  # the dense rows replace the features
+
+    @property
+    def centred_rows(self) -> "_CentredRows":
+        """``x - mean`` as an indexable (N, D) matrix (``pair_distances`` takes it)."""
+        return _CentredRows(self)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _raw_rows(self, rows: slice | Tensor) -> Tensor:
+        """The caller's feature rows ``rows`` of ``[qf; gf]`` (a view for a slice within one part)."""
+        nq = self.nq
+        if isinstance(rows, slice):
+            a, b = rows.start or 0, min(rows.stop, self.shape[0])
+            if b <= nq:
+                return self._q[a:b]
+            if a >= nq:
+                return self._g[a - nq : b - nq]
+            return torch.cat([self._q[a:], self._g[: b - nq].to(self._q.dtype)])
+        out = torch.empty(rows.shape[0], self.shape[1] - 2, dtype=self._q.dtype, device=self.device)
+        in_q = rows < nq
+        out[in_q] = self._q[rows[in_q]]
+        out[~in_q] = self._g[rows[~in_q] - nq].to(self._q.dtype)
+        return out
+
+    def centred(self, rows: slice | Tensor, out: Tensor | None = None) -> Tensor:
+        """(r, D) ``x - mean`` of ``rows`` in the GEMM dtype (into ``out`` if given)."""
+        if self._dense is not None:
+            xc = self._dense[rows, :-2]
+            return xc if out is None else out.copy_(xc)
+        raw = self._raw_rows(rows)  # (r, D)
+        if raw.dtype == self.dtype:
+            return torch.sub(raw, self._mean, out=out)
+        xc = (raw.to(torch.float64) - self._mean64).to(self.dtype)
+        return xc if out is None else out.copy_(xc)
+
+    def __getitem__(self, rows: slice | Tensor) -> Tensor:
+        """(r, D + 2) augmented rows ``[x - mean, |x - mean|^2, 1]`` (a fresh tensor)."""
+        if self._dense is not None:
+            return self._dense[rows]
+        dim = self.shape[1] - 2
+        norms = self.norms[rows]  # (r,)
+        out = torch.empty(norms.shape[0], dim + 2, dtype=self.dtype, device=self.device)  # (r, D+2)
+        self.centred(rows, out=out[:, :dim])
+        out[:, dim] = norms
+        out[:, dim + 1] = 1.0
+        return out
+
+    def dense(self) -> Tensor:
+        """The whole (N, D + 2) matrix (for tests and for feeding a reference implementation)."""
+        if self._dense is not None:
+            return self._dense
+        return torch.cat([self[slice(s, min(s + _ROWS, self.shape[0]))] for s in range(0, self.shape[0], _ROWS)])
 
 
-def right_rows(left: Tensor, rows: slice) -> Tensor:
+class _CentredRows:
+    """Index ``[rows]`` -> (r, D) centred rows of an :class:`AugmentedRows`."""
+
+    def __init__(self, left: AugmentedRows) -> None:
+        self.left, self.device, self.dtype = left, left.device, left.dtype
+
+    def __getitem__(self, rows: slice | Tensor) -> Tensor:
+        return self.left.centred(rows)
+
+
+Augmented = AugmentedRows | Tensor  # a dense (N, D + 2) tensor works wherever the lazy rows do
+
+
+def augmented_pair(qf: ArrayLike, gf: ArrayLike, device: torch.device) -> Tensor:
+    """The dense (N, D + 2) matrix of :class:`AugmentedRows` (tests, benchmarks, reference inputs)."""
+    return AugmentedRows(qf, gf, device).dense()
+
+
+def right_rows(left: Augmented, rows: slice) -> Tensor:
     """``[-2 x_j, 1, |x_j|^2]`` for ``rows`` of ``left`` (a fresh, owned (r, D + 2) tensor)."""
     dim = left.shape[1] - 2
-    blk = left[rows]
-    right = torch.empty(blk.shape, dtype=left.dtype, device=left.device)  # (r, D+2)
-    torch.mul(blk[:, :dim], -2.0, out=right[:, :dim])
+    if isinstance(left, AugmentedRows):
+        norms = left.norms[rows]  # (r,)
+        right = torch.empty(norms.shape[0], dim + 2, dtype=left.dtype, device=left.device)  # (r, D+2)
+        left.centred(rows, out=right[:, :dim]).mul_(-2.0)  # exact: a scaling by -2
+        right[:, dim + 1] = norms
+    else:
+        blk = left[rows]
+        right = torch.empty(blk.shape, dtype=left.dtype, device=left.device)  # (r, D+2)
+        torch.mul(blk[:, :dim], -2.0, out=right[:, :dim])
+        right[:, dim + 1] = blk[:, dim]
     right[:, dim] = 1.0
-    right[:, dim + 1] = blk[:, dim]
     return right
 
 
-def distance_tiles(left: Tensor, block: int) -> Iterator[tuple[slice, slice, Tensor]]:
+def distance_tiles(left: Augmented, block: int) -> Iterator[tuple[slice, slice, Tensor]]:
     """Yield ``(rows, cols, d)`` for the upper-triangle tiles, ``d`` (r, c) float32 squared distances.
 
     ``left`` is :func:`augmented_pair`'s matrix. ``rows.start <= cols.start``; on diagonal tiles
@@ -136,7 +228,7 @@ def _diagonal_tile(left: Tensor, right: Tensor, d: Tensor) -> None:
                 d[qs, ps] = blk.T
 
 
-def query_gallery_rows(left: Tensor, nq: int, rows: slice, block: int) -> Tensor:
+def query_gallery_rows(left: Augmented, nq: int, rows: slice, block: int) -> Tensor:
     """float32 squared distances of the queries ``rows`` to every gallery item: (len(rows), ng).
 
     Every GEMM has a fixed shape, (QUERY_BLOCK, D + 2) x (D + 2, block) on fresh owned buffers,
@@ -147,15 +239,17 @@ def query_gallery_rows(left: Tensor, nq: int, rows: slice, block: int) -> Tensor
     n, width = left.shape
     first, last = rows.start // QUERY_BLOCK, (rows.stop - 1) // QUERY_BLOCK
     out = torch.empty(rows.stop - rows.start, n - nq, dtype=torch.float32, device=left.device)  # (c, ng)
-    lq = torch.zeros(QUERY_BLOCK, width, dtype=left.dtype, device=left.device)  # (B, D+2)
+    blocks = []  # (a, lo, hi, lq): the query blocks touching ``rows``, each (B, D+2), zero-padded
     for k in range(first, last + 1):
         a, b = k * QUERY_BLOCK, min((k + 1) * QUERY_BLOCK, nq)
-        lq.zero_()
+        lq = torch.zeros(QUERY_BLOCK, width, dtype=left.dtype, device=left.device)  # (B, D+2)
         lq[: b - a] = left[a:b]
-        lo, hi = max(a, rows.start), min(b, rows.stop)  # the rows of this block that were asked for
-        for c0 in range(nq, n, block):
-            cols = slice(c0, min(c0 + block, n))
-            d = (lq @ right_rows(left, cols).T)[lo - a : hi - a]  # (h, c)
+        blocks.append((a, max(a, rows.start), min(b, rows.stop), lq))  # lo:hi, the rows asked for
+    for c0 in range(nq, n, block):
+        cols = slice(c0, min(c0 + block, n))
+        right = right_rows(left, cols)  # (c, D+2), made once for every query block
+        for a, lo, hi, lq in blocks:
+            d = (lq @ right.T)[lo - a : hi - a]  # (h, c)
             out[lo - rows.start : hi - rows.start, c0 - nq : cols.stop - nq] = d.clamp_min_(0.0)
     return out
 
