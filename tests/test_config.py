@@ -27,6 +27,8 @@ def test_unknown_key_names_dotted_path_and_valid_keys():
         ({"optim": {"epochs": "3"}}, r"optim\.epochs: input should be a valid integer, got '3'"),
         ({"data": {"flip": "yes"}}, r"data\.flip: input should be a valid boolean, got 'yes'"),
         ({"optim": {"name": "rmsprop"}}, r"optim\.name: input should be 'sgd' or 'adamw', got 'rmsprop'"),
+        ({"optim": {"implementation": "fast"}},
+         r"optim\.implementation: input should be 'auto', 'for-loop', 'foreach' or 'fused', got 'fast'"),
         ({"runtime": {"precision": "fp8"}}, r"runtime\.precision"),
         ({"data": {"num_ids": 1}}, r"data\.num_ids: input should be greater than or equal to 2, got 1"),
         ({"optim": {"milestones": [50, 20]}}, "milestones must be increasing"),

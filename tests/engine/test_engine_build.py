@@ -58,3 +58,34 @@ def test_train_transforms_from_config_carry_the_infrared_option():
     pipes = build.build_train_transforms(DataConfig(height=16, width=8, augment=[{"name": "infrared_adap_gray"}]))
     names = {m: [type(t).__name__ for t in pipes[m].transforms] for m in Modality}
     assert "ChannelAdapGray" in names[Modality.INFRARED] and "ChannelAdapGray" not in names[Modality.VISIBLE]
+
+
+def _trained_copy(name: str, implementation: str) -> list[torch.Tensor]:
+    """Five optimiser steps on a fixed two-group model with fixed gradients."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    model.backbone = torch.nn.Linear(6, 5)
+    model.head = torch.nn.Linear(5, 3)
+    opt = build.build_optimizer(model, OptimConfig(name=name, lr=0.1, implementation=implementation))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        for p in model.parameters():
+            p.grad = torch.randn(p.shape, generator=gen)
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_optimizer_implementation_flags_and_equal_weights(name):
+    """optim.implementation picks torch's kernel (auto: torch's own choice, for-loop on CPU); foreach
+    gives the for-loop's weights bit for bit, fused agrees to rounding (issue 17)."""
+    assert OptimConfig().implementation == "auto"
+    for impl, flags in [("auto", (None, False)), ("for-loop", (False, False)), ("foreach", (True, False)),
+                        ("fused", (None, True))]:
+        opt = build.build_optimizer(torch.nn.Linear(2, 2), OptimConfig(name=name, implementation=impl))
+        assert (opt.defaults["foreach"], bool(opt.defaults["fused"])) == (flags[0], flags[1]), impl
+    loop = _trained_copy(name, "for-loop")
+    for impl in ("auto", "foreach"):
+        assert all(torch.equal(a, b) for a, b in zip(loop, _trained_copy(name, impl))), impl
+    for a, b in zip(loop, _trained_copy(name, "fused")):  # vectorised arithmetic: rounding differs
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)

@@ -147,3 +147,14 @@ def test_step_logs_exactly_the_per_term_floats_of_one_host_read(tiny_sysu, tmp_p
     cfg = tiny_config(tiny_sysu, epochs=1, milestones=[])
     Spy(cfg, tmp_path / "run", _runtime(cfg)).fit()
     assert len(seen) == 3
+
+
+def test_fused_optimizer_option_trains(tiny_sysu, tmp_path):
+    """optim.implementation: fused reaches the trainer's optimiser (and the GradScaler path) and trains."""
+    cfg = tiny_config(tiny_sysu, epochs=1, milestones=[], implementation="fused")
+    trainer = Trainer(cfg, tmp_path / "run", _runtime(cfg))
+    assert trainer.optimizer.defaults["fused"] is True
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    record = trainer.fit()["final"]
+    assert record["loss"] > 0 and record["loss"] == record["loss"]
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))

@@ -205,10 +205,12 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     groups = [g for g in groups if g["params"]]
     for g in groups:
         g["initial_lr"] = g["lr"]
+    kernel = {"auto": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True},
+              "fused": {"fused": True}}[cfg.implementation]
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                               weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+                               weight_decay=cfg.weight_decay, **kernel)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **kernel)
 
 
 def scaled_schedule(cfg: OptimConfig) -> tuple[int, list[int]]:

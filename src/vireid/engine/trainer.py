@@ -93,9 +93,11 @@ def _init_worker(worker_id: int) -> None:
 
 
 # Config keys that may differ between a checkpoint and the config resuming it (they change
-# neither the weights nor the data order); any other difference is refused.
+# neither the weights nor the data order; optim.implementation at most by rounding, and checkpoints
+# from before it existed lack it); any other difference is refused.
 RESUME_MAY_CHANGE = ("runtime.device", "runtime.num_threads", "runtime.tensorboard", "runtime.log_every",
-                     "data.num_workers", "data.in_memory", "eval.", "output_dir", "name", "optim.epochs")
+                     "data.num_workers", "data.in_memory", "eval.", "output_dir", "name", "optim.epochs",
+                     "optim.implementation")
 
 
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
