@@ -380,8 +380,9 @@ def main() -> int:
 
     print(f"\n`{command}` (torch threads = {args.threads}, device = {args.device}, D = {args.dim}; "
           f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f})\n")
-    print("| method | N (nq+ng) | implementation | wall s | CPU s | peak MB | vireid speed-up (wall / CPU) | notes |")
-    print("|---|---|---|---:|---:|---:|---:|---|")
+    if rows:
+        print("| method | N (nq+ng) | implementation | wall s | CPU s | peak MB | vireid speed-up (wall / CPU) | notes |")
+        print("|---|---|---|---:|---:|---:|---:|---|")
     for method, label, impl, res, ours, _, note in rows:
         speed = "" if ours is None else f"{res['wall_s'] / ours['wall_s']:.1f}x / {res['cpu_s'] / ours['cpu_s']:.1f}x"
         if impl.startswith("floor"):

@@ -24,6 +24,9 @@ N / 100 (at least 64), PQ``--pq-m``x8; HNSW ``--hnsw-m`` / ``--ef-construction``
 
     nice -n 10 python benchmarks/bench_search.py --curve 10000 30000 100000 --kinds flat ivfpq hnsw \
         --nprobe 16 --ef-search 64 --plot-dir benchmarks/results
+    # one more size, with the earlier points in the table and the plot:
+    nice -n 10 python benchmarks/bench_search.py --curve 1000000 --kinds flat ivfpq hnsw --nprobe 16 64 \
+        --ef-search 64 256 --merge benchmarks/results/search_rows.json --plot-dir benchmarks/results
 """
 
 from __future__ import annotations
@@ -157,6 +160,10 @@ def curve(a: argparse.Namespace) -> None:
     """Run every (N, kind) in its own process; print the table, write the rows and the plot."""
     load = os.getloadavg()
     points = []
+    if a.merge:  # earlier points (same settings), e.g. a run that stopped at 300k, extended by a 1M run
+        with open(a.merge) as fh:
+            points = [pt for pt in json.load(fh) if pt["n"] not in a.curve]
+        log(f"merged {len(points)} earlier points from {a.merge}")
     for n in a.curve:
         for kind in a.kinds:
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--n", str(n), "--dim", str(a.dim),
@@ -170,6 +177,8 @@ def curve(a: argparse.Namespace) -> None:
             points.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             log(f"{kind} N={n}: build {points[-1]['build_s']:.0f} s, " +
                 ", ".join(f"{r['index']} p50 {r['p50_ms']:.2f} ms recall {r['recall']:.3f}" for r in points[-1]["rows"]))
+    order = {"flat": 0, "ivfpq": 1, "hnsw": 2}
+    points.sort(key=lambda pt: (pt["n"], order.get(pt["kind"], 3)))  # merged and new points in one table
     print(f"gallery N x {a.dim} ({a.per_id} images per identity, spread {a.spread}), {a.queries} single queries, "
           f"{a.threads} thread(s); load average before / after: {load[0]:.1f} / {os.getloadavg()[0]:.1f}")
     print("| N | index | build s (CPU s) | index MB | worker RSS MB: data / peak growth | query ms p50 wall / CPU | "
@@ -226,6 +235,8 @@ def main() -> None:
     p.add_argument("--curve", type=int, nargs="*", default=[], help="scaling curve at these gallery sizes")
     p.add_argument("--per-id", type=int, default=20, help="curve: images per identity")
     p.add_argument("--plot-dir", help="curve: write scaling_search.png and search_rows.json here")
+    p.add_argument("--merge", help="curve: also tabulate and plot the points of this search_rows.json "
+                   "(those at sizes not in --curve), measured earlier with the same settings")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:

@@ -33,6 +33,17 @@ def test_lazy_rows_equal_the_dense_matrix_for_slices_and_indices() -> None:
     assert torch.equal(lazy.centred_rows[index], dense[index, :6])
 
 
+def test_each_part_keeps_its_own_centring_rule_across_the_boundary() -> None:
+    x = _features(30, 4, seed=6, dtype=np.float64, offset=2.0)
+    qf, gf = x[:12], x[12:].astype(np.float32)  # float64 queries, float32 gallery
+    lazy = AugmentedRows(qf, gf, CPU)
+    dense = lazy.dense()
+    for rows in (slice(0, 12), slice(12, 30), slice(8, 20), slice(0, 30)):
+        assert torch.equal(lazy[rows], dense[rows]), rows
+    index = torch.tensor([29, 3, 12, 11])
+    assert torch.equal(lazy[index], dense[index])
+
+
 def test_float64_input_is_centred_in_float64() -> None:
     x = _features(20, 5, seed=1, dtype=np.float64, offset=100.0)
     dense = AugmentedRows(x[:7], x[7:], CPU).dense()

@@ -134,9 +134,8 @@ def k_reciprocal_stream(
     if k2 != 1:
         v = _query_expansion(idx, vals, mask, knn[:, :k2], chunk)  # sparse (N, N), sorted entries
     else:
-        index_dtype = torch.int32 if n < 2**31 - 1 else torch.int64
-        v = (torch.arange(n, device=left.device)[:, None].expand_as(idx)[mask].to(index_dtype),
-             idx[mask].to(index_dtype), vals[mask])
+        v = (torch.arange(n, device=left.device)[:, None].expand_as(idx)[mask].to(_index_dtype(n)),
+             idx[mask].to(_index_dtype(n)), vals[mask])
     del knn, knn_d0, idx, mask, vals
     release_free_heap()  # the set-up's freed temporaries: not part of the peaks to come
     jaccard = _JaccardRows(v, nq, n)
@@ -287,6 +286,11 @@ def _encode(left: Augmented, knn: Tensor, knn_d0: Tensor, row_max: Tensor, idx: 
 SparseRows = tuple[Tensor, Tensor, Tensor]
 
 
+def _index_dtype(n: int) -> torch.dtype:
+    """The dtype of V's row and column indices for N = ``n`` items."""
+    return torch.int32 if n < 2**31 - 1 else torch.int64
+
+
 def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor, chunk: int) -> SparseRows:
     """Eq. 11: row i of V becomes the mean of the rows of its first k2 ranked items (i included).
 
@@ -295,7 +299,7 @@ def _query_expansion(idx: Tensor, vals: Tensor, mask: Tensor, neighbours: Tensor
     Returns the entries sorted by (row, column): rows and columns int32 (int64 if N >= 2^31), values float32.
     """
     n, k2 = neighbours.shape
-    index_dtype = torch.int32 if n < 2**31 - 1 else torch.int64
+    index_dtype = _index_dtype(n)
     parts_r, parts_c, parts_v = [], [], []
     for s in range(0, n, chunk):
         nb = neighbours[s : s + chunk]  # (c, k2)

@@ -11,7 +11,8 @@ a time from the caller's features, with the N squared norms kept; the matching r
 accelerators the matrix is built once instead.
 
 Precision: float32 GEMM on the CPU (as the reference's float32 ``addmm``) on mean-centred
-features (the mean taken in float64), which shrinks the rounding of ``|a|^2 + |b|^2 - 2 a.b``;
+features (the mean taken in float64; float32 features centred in float32), which shrinks the rounding
+of ``|a|^2 + |b|^2 - 2 a.b``;
 float64 GEMM rounded to float32 on other devices, where a global TF32 switch could otherwise
 silently degrade float32.
 """
@@ -101,32 +102,36 @@ class AugmentedRows:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def _raw_rows(self, rows: slice | Tensor) -> Tensor:
-        """The caller's feature rows ``rows`` of ``[qf; gf]`` (a view for a slice within one part)."""
-        nq = self.nq
-        if isinstance(rows, slice):
-            a, b = rows.start or 0, min(rows.stop, self.shape[0])
-            if b <= nq:
-                return self._q[a:b]
-            if a >= nq:
-                return self._g[a - nq : b - nq]
-            return torch.cat([self._q[a:], self._g[: b - nq].to(self._q.dtype)])
-        out = torch.empty(rows.shape[0], self.shape[1] - 2, dtype=self._q.dtype, device=self.device)
-        in_q = rows < nq
-        out[in_q] = self._q[rows[in_q]]
-        out[~in_q] = self._g[rows[~in_q] - nq].to(self._q.dtype)
-        return out
+    def _centre(self, raw: Tensor, out: Tensor | None = None) -> Tensor:
+        """``raw - mean`` in the GEMM dtype by the rule of ``raw``'s dtype (so per part, per row, the same)."""
+        if raw.dtype == self.dtype:
+            return torch.sub(raw, self._mean, out=out)
+        xc = (raw.to(torch.float64) - self._mean64).to(self.dtype)
+        return xc if out is None else out.copy_(xc)
 
     def centred(self, rows: slice | Tensor, out: Tensor | None = None) -> Tensor:
         """(r, D) ``x - mean`` of ``rows`` in the GEMM dtype (into ``out`` if given)."""
         if self._dense is not None:
             xc = self._dense[rows, :-2]
             return xc if out is None else out.copy_(xc)
-        raw = self._raw_rows(rows)  # (r, D)
-        if raw.dtype == self.dtype:
-            return torch.sub(raw, self._mean, out=out)
-        xc = (raw.to(torch.float64) - self._mean64).to(self.dtype)
-        return xc if out is None else out.copy_(xc)
+        nq = self.nq
+        if isinstance(rows, slice):
+            a, b = rows.start or 0, min(rows.stop, self.shape[0])
+            if b <= nq:
+                return self._centre(self._q[a:b], out)
+            if a >= nq:
+                return self._centre(self._g[a - nq : b - nq], out)
+            if out is None:
+                out = torch.empty(b - a, self.shape[1] - 2, dtype=self.dtype, device=self.device)
+            self._centre(self._q[a:], out[: nq - a])  # a block across the query/gallery boundary
+            self._centre(self._g[: b - nq], out[nq - a :])
+            return out
+        if out is None:
+            out = torch.empty(rows.shape[0], self.shape[1] - 2, dtype=self.dtype, device=self.device)
+        in_q = rows < nq
+        out[in_q] = self._centre(self._q[rows[in_q]])
+        out[~in_q] = self._centre(self._g[rows[~in_q] - nq])
+        return out
 
     def __getitem__(self, rows: slice | Tensor) -> Tensor:
         """(r, D + 2) augmented rows ``[x - mean, |x - mean|^2, 1]`` (a fresh tensor)."""
