@@ -207,8 +207,11 @@ def curve(a: argparse.Namespace) -> None:
         plot_scaling(os.path.join(a.plot_dir, "scaling_search.png"),
                      f"search, k = 10, one query at a time: exact (baseline) vs IVF-PQ and HNSW, D = {a.dim}", series,
                      xlabel="N (gallery vectors)", ylabels=("query p50, CPU ms (one thread)", "index memory (MiB)"),
-                     note=f"one thread, same run, each point a fresh process; load average before / after "
-                          f"{load[0]:.1f} / {os.getloadavg()[0]:.1f}")
+                     note=(f"one thread, each point a fresh process; N = {', '.join(f'{n:,}' for n in a.curve)}: "
+                           f"this run (load {load[0]:.1f} / {os.getloadavg()[0]:.1f}), the others from "
+                           f"{os.path.basename(a.merge)}" if a.merge else
+                           f"one thread, same run, each point a fresh process; load average before / after "
+                           f"{load[0]:.1f} / {os.getloadavg()[0]:.1f}"))
 
 
 def main() -> None:
