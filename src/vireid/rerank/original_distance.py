@@ -99,9 +99,6 @@ class AugmentedRows:
         """``x - mean`` as an indexable (N, D) matrix (``pair_distances`` takes it)."""
         return _CentredRows(self)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def _centre(self, raw: Tensor, out: Tensor | None = None) -> Tensor:
         """``raw - mean`` in the GEMM dtype by the rule of ``raw``'s dtype (so per part, per row, the same)."""
         if raw.dtype == self.dtype:
